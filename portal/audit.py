@@ -1,0 +1,218 @@
+"""The tamper-evident audit trail.
+
+Rows carry ids and text, never foreign keys, so deleting anything else never touches the
+trail. Each row stores the hash of the row before it and its own hash over its content,
+so editing, deleting or reordering rows breaks the chain (see `verify_chain`). Appends are
+serialised by locking the single `AuditChainHead` row, which also remembers the newest
+hash and the row count, so deleting the newest rows is caught too.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models, transaction
+from django.utils import timezone
+
+GENESIS_HASH = "0" * 64
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError("Audit events are append-only.")
+
+    def delete(self):
+        raise PermissionError("Audit events are append-only.")
+
+
+class AuditEvent(models.Model):
+    class ActorKind(models.TextChoices):
+        USER = "user", "Person"
+        AGENT = "agent", "TRE agent"
+        SYSTEM = "system", "Portal"
+        PUBLIC = "public", "Member of the public"
+
+    created_at = models.DateTimeField(db_index=True)
+    actor_kind = models.CharField(max_length=10, choices=ActorKind.choices)
+    actor_id = models.CharField(max_length=64, blank=True, db_index=True)
+    actor_label = models.CharField(max_length=300, blank=True)
+    verb = models.CharField(max_length=80, db_index=True)
+    object_type = models.CharField(max_length=80, db_index=True)
+    object_id = models.CharField(max_length=64, blank=True, db_index=True)
+    object_label = models.CharField(max_length=300, blank=True)
+    # Scope columns used by filters (which TRE or project an event concerns).
+    tre_slug = models.CharField(max_length=50, blank=True, db_index=True)
+    project_identifier = models.CharField(max_length=50, blank=True, db_index=True)
+    before = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    after = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    message = models.TextField(blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object_idx")]
+        permissions = [("export_auditevent", "Export the audit trail")]
+
+    def __str__(self):
+        return f"#{self.pk} {self.verb} {self.object_type}:{self.object_id} by {self.actor_label}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None or not kwargs.pop("_append", False):
+            raise PermissionError("Audit events are append-only; use portal.audit.record().")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Audit events are append-only.")
+
+    def content(self):
+        """The fields the hash covers, in a canonical JSON form."""
+        return {
+            "created_at": self.created_at.isoformat(),
+            "actor_kind": self.actor_kind,
+            "actor_id": self.actor_id,
+            "actor_label": self.actor_label,
+            "verb": self.verb,
+            "object_type": self.object_type,
+            "object_id": self.object_id,
+            "object_label": self.object_label,
+            "tre_slug": self.tre_slug,
+            "project_identifier": self.project_identifier,
+            "before": self.before,
+            "after": self.after,
+            "message": self.message,
+            "prev_hash": self.prev_hash,
+        }
+
+    def compute_hash(self):
+        canonical = json.dumps(self.content(), sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class AuditChainHead(models.Model):
+    """One row: the newest hash and the number of events, locked while appending."""
+
+    singleton = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    last_hash = models.CharField(max_length=64, default=GENESIS_HASH)
+    count = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self):
+        return f"audit head ({self.count} events)"
+
+
+@dataclass(frozen=True)
+class Actor:
+    kind: str
+    id: str
+    label: str
+
+    @classmethod
+    def of(cls, who):
+        """An Actor for a user, an agent (anything with `audit_actor()`), None (the portal) or an Actor."""
+        if isinstance(who, Actor):
+            return who
+        if who is None:
+            return SYSTEM
+        if hasattr(who, "audit_actor"):
+            return who.audit_actor()
+        if getattr(who, "is_authenticated", False):
+            return cls(AuditEvent.ActorKind.USER, str(who.pk), who.email or who.get_username())
+        raise TypeError(f"Cannot audit an action by {who!r}")
+
+
+SYSTEM = Actor(AuditEvent.ActorKind.SYSTEM, "", "Five Safes Portal")
+PUBLIC = Actor(AuditEvent.ActorKind.PUBLIC, "", "Member of the public")
+
+
+def _json_safe(value):
+    return json.loads(json.dumps(value or {}, cls=DjangoJSONEncoder))
+
+
+def record(
+    verb,
+    *,
+    by,
+    obj=None,
+    object_type="",
+    object_id="",
+    object_label="",
+    before=None,
+    after=None,
+    message="",
+    tre="",
+    project="",
+):
+    """Append one event to the chain, inside the caller's transaction."""
+    actor = Actor.of(by)
+    if obj is not None:
+        object_type = object_type or obj._meta.label_lower
+        object_id = object_id or str(obj.pk)
+        object_label = object_label or str(obj)[:300]
+    with transaction.atomic():
+        head, _ = AuditChainHead.objects.select_for_update().get_or_create(singleton=1)
+        event = AuditEvent(
+            created_at=timezone.now(),
+            actor_kind=actor.kind,
+            actor_id=actor.id,
+            actor_label=actor.label[:300],
+            verb=verb,
+            object_type=object_type,
+            object_id=str(object_id),
+            object_label=object_label[:300],
+            tre_slug=getattr(tre, "slug", tre) or "",
+            project_identifier=getattr(project, "identifier", project) or "",
+            before=_json_safe(before),
+            after=_json_safe(after),
+            message=message,
+            prev_hash=head.last_hash,
+        )
+        event.hash = event.compute_hash()
+        event.save(_append=True)
+        head.last_hash = event.hash
+        head.count += 1
+        head.save(update_fields=["last_hash", "count"])
+    return event
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    event_id: int | None
+    reason: str
+
+    def __str__(self):
+        where = f"event #{self.event_id}" if self.event_id is not None else "the chain head"
+        return f"{where}: {self.reason}"
+
+
+def verify_chain(batch_size=2000):
+    """Walk the chain in id order; return the first problem found, or None if intact."""
+    expected_prev = GENESIS_HASH
+    seen = 0
+    queryset = AuditEvent.objects.order_by("id")
+    for event in queryset.iterator(chunk_size=batch_size):
+        if event.prev_hash != expected_prev:
+            return ChainProblem(
+                event.pk,
+                "its previous-hash does not match the event before it (a row was deleted, inserted or reordered)",
+            )
+        if event.compute_hash() != event.hash:
+            return ChainProblem(event.pk, "its content does not match its hash (the row was edited)")
+        expected_prev = event.hash
+        seen += 1
+    head = AuditChainHead.objects.filter(singleton=1).first()
+    head_hash, head_count = (head.last_hash, head.count) if head else (GENESIS_HASH, 0)
+    if head_hash != expected_prev or head_count != seen:
+        return ChainProblem(
+            None,
+            f"the chain ends at {seen} events but the head records {head_count} (newest events were removed)",
+        )
+    return None
+
+
+def head_digest():
+    """The published digest: newest hash and count."""
+    head = AuditChainHead.objects.filter(singleton=1).first()
+    return {"hash": head.last_hash if head else GENESIS_HASH, "count": head.count if head else 0}

@@ -1,0 +1,222 @@
+"""Who may do what in the registry: `can_*` answers, `check_*` raises PermissionDenied.
+
+Views, API permission classes and templates all ask these functions; nothing else calls
+guardian directly. Roles are groups (`portal.roles`); where a role is scoped to a TRE, the
+scope is a guardian object permission on that TRE.
+"""
+
+from functools import cached_property
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from guardian.shortcuts import get_objects_for_user
+
+from portal import roles
+
+
+class _RoleCache:
+    """Group names of a user, fetched once per user object."""
+
+    def __init__(self, user):
+        self.user = user
+
+    @cached_property
+    def names(self):
+        if not self.user.is_authenticated:
+            return frozenset()
+        return frozenset(self.user.groups.values_list("name", flat=True))
+
+
+def user_roles(user):
+    cache = getattr(user, "_portal_roles", None)
+    if cache is None:
+        cache = _RoleCache(user)
+        if user.is_authenticated:
+            user._portal_roles = cache
+    return cache.names
+
+
+def has_role(user, role):
+    if not user.is_authenticated:
+        return False
+    if role == roles.FEDERATION_ADMIN and user.is_superuser:
+        return True
+    return role in user_roles(user)
+
+
+def is_officer(user):
+    return has_role(user, roles.GOVERNANCE_OFFICER)
+
+
+def is_checker(user):
+    return has_role(user, roles.OUTPUT_CHECKER)
+
+
+def is_auditor(user):
+    return has_role(user, roles.AUDITOR)
+
+
+def is_admin(user):
+    return has_role(user, roles.FEDERATION_ADMIN)
+
+
+def needs_mfa_setup(user):
+    """True when the user's role requires a second factor and they have none yet."""
+    if not user.is_authenticated:
+        return False
+    required = set(settings.PORTAL_MFA_REQUIRED_ROLES)
+    privileged = user.is_superuser or bool(required & user_roles(user))
+    if not privileged:
+        return False
+    from allauth.mfa.models import Authenticator
+
+    return not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+
+
+# --- TREs -----------------------------------------------------------------------------
+
+
+def tres_governed_by(user):
+    """TREs this user is a governance officer of."""
+    from portal.models import TRE
+
+    if not is_officer(user):
+        return TRE.objects.none()
+    return get_objects_for_user(user, "portal.govern_tre", klass=TRE, accept_global_perms=False)
+
+
+def tres_checked_by(user):
+    from portal.models import TRE
+
+    if not is_checker(user):
+        return TRE.objects.none()
+    return get_objects_for_user(user, "portal.check_outputs_tre", klass=TRE, accept_global_perms=False)
+
+
+def can_govern_tre(user, tre):
+    return is_officer(user) and user.has_perm("portal.govern_tre", tre)
+
+
+def check_govern_tre(user, tre):
+    if not can_govern_tre(user, tre):
+        raise PermissionDenied(f"Only governance officers of {tre} can do this.")
+
+
+def can_check_outputs_at(user, tre):
+    return is_checker(user) and user.has_perm("portal.check_outputs_tre", tre)
+
+
+def can_edit_tre(user, tre):
+    return can_govern_tre(user, tre) or is_admin(user)
+
+
+def check_edit_tre(user, tre):
+    if not can_edit_tre(user, tre):
+        raise PermissionDenied(f"Only governance officers of {tre} can change its settings.")
+
+
+def can_manage_organisations(user):
+    return is_admin(user) or is_officer(user)
+
+
+def check_manage_organisations(user):
+    if not can_manage_organisations(user):
+        raise PermissionDenied("Only governance officers and federation admins can change organisations.")
+
+
+# --- Projects -------------------------------------------------------------------------
+
+
+def visible_projects(user):
+    """Projects a user may see inside the portal: members see theirs, officers their TREs', auditors all."""
+    from portal.models import Project
+
+    if not user.is_authenticated:
+        return Project.objects.none()
+    if is_auditor(user) or is_admin(user):
+        return Project.objects.all()
+    member_of = get_objects_for_user(user, "portal.view_project", klass=Project, accept_global_perms=False)
+    queryset = Project.objects.filter(pk__in=member_of.values("pk"))
+    if is_officer(user):
+        queryset = queryset | Project.objects.filter(approvals__tre__in=tres_governed_by(user))
+    return queryset.distinct()
+
+
+def can_view_project(user, project):
+    if not user.is_authenticated:
+        return False
+    if is_auditor(user) or is_admin(user) or user.has_perm("portal.view_project", project):
+        return True
+    return is_officer(user) and any(
+        can_govern_tre(user, a.tre) for a in project.approvals.select_related("tre")
+    )
+
+
+def check_view_project(user, project):
+    if not can_view_project(user, project):
+        raise PermissionDenied("You are not a member of this project.")
+
+
+def can_manage_project(user, project):
+    return user.is_authenticated and user.has_perm("portal.manage_project", project)
+
+
+def check_manage_project(user, project):
+    if not can_manage_project(user, project):
+        raise PermissionDenied("Only the project lead can do this.")
+
+
+def can_create_project(user):
+    return has_role(user, roles.RESEARCHER) or has_role(user, roles.PROJECT_LEAD)
+
+
+def check_create_project(user):
+    if not can_create_project(user):
+        raise PermissionDenied("Only researchers can start a project.")
+
+
+def can_apply_to_project(user, project):
+    return has_role(user, roles.RESEARCHER) and not project.memberships.filter(person=user).exists()
+
+
+def is_project_member(user, project):
+    """Any membership (in whatever state): used for separation of duties."""
+    return user.is_authenticated and (
+        project.lead_id == user.pk or project.memberships.filter(person=user).exists()
+    )
+
+
+def check_not_conflicted(user, project):
+    """Nobody decides on a project they lead or belong to."""
+    if is_project_member(user, project):
+        raise PermissionDenied("You belong to this project, so another officer must decide.")
+
+
+# --- People ---------------------------------------------------------------------------
+
+
+def can_verify_accreditations(user):
+    return is_officer(user)
+
+
+def check_verify_accreditation(user, accreditation):
+    if not can_verify_accreditations(user):
+        raise PermissionDenied("Only governance officers can verify accreditations.")
+    if accreditation.person_id == user.pk:
+        raise PermissionDenied("You cannot verify your own accreditation.")
+
+
+def can_view_person(user, person):
+    return user.pk == person.pk or is_officer(user) or is_auditor(user) or is_admin(user)
+
+
+# --- Audit ----------------------------------------------------------------------------
+
+
+def can_view_audit(user):
+    return is_auditor(user) or is_admin(user)
+
+
+def check_view_audit(user):
+    if not can_view_audit(user):
+        raise PermissionDenied("Only auditors can read the audit trail.")

@@ -1,0 +1,18 @@
+"""Test overlay on portal.settings: a fixed key, fast hashing, tasks run inline."""
+
+import os
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-" + "t" * 40)
+os.environ.setdefault("ACCOUNT_EMAIL_VERIFICATION", "optional")
+os.environ.setdefault("PORTAL_DATA_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test"))
+
+from portal.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+Q_CLUSTER = {**Q_CLUSTER, "sync": True}  # noqa: F405
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES = {  # noqa: F405
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+ACCOUNT_RATE_LIMITS = False
