@@ -47,6 +47,8 @@ class DateRangeMixin:
 
 
 class OrganisationForm(forms.ModelForm):
+    website = forms.URLField(required=False, assume_scheme="https")
+
     class Meta:
         model = Organisation
         fields = ["name", "ror_id", "website"]
@@ -57,6 +59,7 @@ class OrganisationForm(forms.ModelForm):
 
 
 class TREForm(forms.ModelForm):
+    website = forms.URLField(required=False, assume_scheme="https")
     allowed_executors = forms.MultipleChoiceField(
         choices=EXECUTOR_CHOICES, required=False, widget=forms.CheckboxSelectMultiple
     )
@@ -103,6 +106,11 @@ class DatasetForm(forms.ModelForm):
 
 
 class ProfileForm(forms.ModelForm):
+    # Longer than the stored form so that people may paste the https://orcid.org/ URL.
+    orcid = forms.CharField(
+        label="ORCID iD", max_length=60, required=False, help_text="e.g. 0000-0002-1825-0097"
+    )
+
     class Meta:
         model = Profile
         fields = ["display_name", "orcid", "affiliation"]

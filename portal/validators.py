@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.template.defaultfilters import filesizeformat
 
 # ROR ids: 0, then 6 characters of Crockford base32 (no i, l, o, u), then 2 checksum digits.
-_ROR_RE = re.compile(r"^(?:https?://ror\.org/)?(0[0-9a-hjkmnp-z]{6}[0-9]{2})$")
+_ROR_RE = re.compile(r"^(?:https?://ror\.org/)?(0[0-9a-hjkmnp-tv-z]{6}[0-9]{2})$")
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 _ORCID_RE = re.compile(r"^(?:https?://orcid\.org/)?(\d{4}-\d{4}-\d{4}-\d{3}[\dX])$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")

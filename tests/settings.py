@@ -16,3 +16,8 @@ STORAGES = {  # noqa: F405
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 ACCOUNT_RATE_LIMITS = False
+# Serve static files from the finders, as in development, without a collectstatic step.
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True
+# The test client speaks plain HTTP; HTTPS redirects are covered by the deploy-check test.
+SECURE_SSL_REDIRECT = False

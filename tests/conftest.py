@@ -1,0 +1,134 @@
+"""The named cast and a small federation, shared by all tests.
+
+alice researcher, bob project lead, olivia officer of TRE A, oscar officer of TRE B,
+cam output checker, audrey auditor, pat PPIE member, admin federation admin.
+"""
+
+import pytest
+from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.internal.auth import TOTP
+from django.contrib.auth.models import Group
+
+from portal import roles, services
+from tests import factories
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "media"},
+        },
+    }
+
+
+def _person(username, *role_names, mfa=False):
+    user = factories.UserFactory(username=username)
+    for role in role_names:
+        group, _ = Group.objects.get_or_create(name=role)
+        user.groups.add(group)
+    if mfa:
+        TOTP.activate(user, "JBSWY3DPEHPK3PXP")
+    return user
+
+
+@pytest.fixture
+def tre_a(db):
+    return factories.TREFactory(name="TRE A", slug="tre-a")
+
+
+@pytest.fixture
+def tre_b(db):
+    return factories.TREFactory(name="TRE B", slug="tre-b")
+
+
+@pytest.fixture
+def admin_user(db):
+    user = _person("admin", roles.FEDERATION_ADMIN, mfa=True)
+    user.is_superuser = user.is_staff = True
+    user.save()
+    return user
+
+
+@pytest.fixture
+def alice(db):
+    user = _person("alice", roles.RESEARCHER)
+    factories.AccreditationFactory(person=user)
+    return user
+
+
+@pytest.fixture
+def bob(db):
+    user = _person("bob", roles.RESEARCHER, roles.PROJECT_LEAD)
+    factories.AccreditationFactory(person=user)
+    return user
+
+
+@pytest.fixture
+def olivia(tre_a, admin_user):
+    user = _person("olivia", mfa=True)
+    services.grant_role(user, roles.GOVERNANCE_OFFICER, by=admin_user, tre=tre_a)
+    return user
+
+
+@pytest.fixture
+def oscar(tre_b, admin_user):
+    user = _person("oscar", mfa=True)
+    services.grant_role(user, roles.GOVERNANCE_OFFICER, by=admin_user, tre=tre_b)
+    return user
+
+
+@pytest.fixture
+def cam(tre_a, admin_user):
+    user = _person("cam", mfa=True)
+    services.grant_role(user, roles.OUTPUT_CHECKER, by=admin_user, tre=tre_a)
+    return user
+
+
+@pytest.fixture
+def audrey(db):
+    return _person("audrey", roles.AUDITOR, mfa=True)
+
+
+@pytest.fixture
+def pat(db):
+    return _person("pat", roles.PPIE)
+
+
+@pytest.fixture
+def project(bob, alice, tre_a, olivia):
+    """PRJ approved at TRE A with bob as lead and alice an approved member, and an agreement in force."""
+    from portal.forms import ProjectForm
+
+    form = ProjectForm(
+        {
+            "identifier": "PRJ-2026-0100",
+            "title": "Outcomes after COVID-19",
+            "lay_summary": "Who recovered, and how fast.",
+            "public_benefit": "Better planning.",
+            "technical_summary": "Cox models.",
+        }
+    )
+    assert form.is_valid(), form.errors
+    project = services.create_project(form, by=bob)
+    membership = services.invite_member(project, alice, "researcher", by=bob)
+    services.accept_invitation(membership, by=alice)
+    approval = services.request_project_approval(project, tre_a, by=bob)
+    services.decide_project(approval, "approved", by=olivia)
+    for membership_approval in project.memberships.get(person=alice).approvals.all():
+        services.decide_membership(membership_approval, "approved", by=olivia)
+    for membership_approval in project.memberships.get(person=bob).approvals.all():
+        services.decide_membership(membership_approval, "approved", by=olivia)
+    dataset = factories.DatasetFactory(tre=tre_a)
+    agreement = factories.AgreementFactory(project=project, tre=tre_a, created_by=olivia)
+    agreement.datasets.add(dataset)
+    services.change_agreement_status(agreement, "activate", by=olivia)
+    project.refresh_from_db()
+    return project
+
+
+def has_totp(user):
+    return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()

@@ -1,0 +1,134 @@
+"""Settings come from the environment; production settings pass Django's deploy checks."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _manage(*args, env):
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL"))
+    }
+    # A scratch working copy of the settings' data dir so nothing touches the developer's database.
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "portal.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_deploy_reports_no_issues(tmp_path):
+    result = _manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        env={
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "DJANGO_ALLOWED_HOSTS": "example.org",
+            "PORTAL_DATA_DIR": str(tmp_path),
+        },
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "no issues" in result.stdout
+
+
+def test_missing_secret_key_outside_debug_is_a_helpful_error(tmp_path):
+    result = _manage("check", env={"DJANGO_DEBUG": "0", "PORTAL_DATA_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY is not set" in result.stderr
+
+
+def test_secret_key_can_come_from_a_file(tmp_path):
+    key_file = tmp_path / "key"
+    key_file.write_text(secrets.token_urlsafe(50))
+    result = _manage(
+        "check",
+        env={
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY_FILE": str(key_file),
+            "DJANGO_ALLOWED_HOSTS": "x",
+            "PORTAL_DATA_DIR": str(tmp_path),
+        },
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_bad_boolean_is_refused(tmp_path):
+    result = _manage("check", env={"DJANGO_DEBUG": "maybe", "PORTAL_DATA_DIR": str(tmp_path)})
+    assert "DJANGO_DEBUG must be a boolean" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "engine", "broker"),
+    [
+        ({}, "django.db.backends.sqlite3", "orm"),
+        (
+            {"DATABASE_URL": "postgres://u@db.example/portal", "REDIS_URL": "redis://cache.example:6379/0"},
+            "django.db.backends.postgresql",
+            "redis",
+        ),
+    ],
+)
+def test_database_and_broker_follow_the_environment(tmp_path, env, engine, broker):
+    code = (
+        "from django.conf import settings as s;"
+        "print(s.DATABASES['default']['ENGINE']);"
+        "print('redis' if 'redis' in s.Q_CLUSTER else 'orm');"
+        "print(s.STORAGES['default']['BACKEND'])"
+    )
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL"))
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", f"import django;django.setup();{code}"],
+        cwd=ROOT,
+        env={
+            **clean,
+            "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "DJANGO_DEBUG": "1",
+            "PORTAL_DATA_DIR": str(tmp_path),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split()
+    assert lines[:2] == [engine, broker]
+    assert lines[2] == "django.core.files.storage.FileSystemStorage"
+
+
+def test_s3_storage_when_a_bucket_is_configured(tmp_path):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django;django.setup();from django.conf import settings as s;print(s.STORAGES['default']['BACKEND'])",
+        ],
+        cwd=ROOT,
+        env={
+            **clean,
+            "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "DJANGO_DEBUG": "1",
+            "PORTAL_DATA_DIR": str(tmp_path),
+            "AWS_STORAGE_BUCKET_NAME": "portal-files",
+            "AWS_S3_ENDPOINT_URL": "https://s3.example",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "storages.backends.s3.S3Storage", result.stderr
