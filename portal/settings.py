@@ -27,7 +27,10 @@ def _load_dotenv(path):
         os.environ.setdefault(key.strip(), value.strip().strip("'\""))
 
 
-_load_dotenv(BASE_DIR / ".env")
+# PORTAL_ENV_FILE names another file; an empty value reads none (the tests do this).
+_env_file = os.environ.get("PORTAL_ENV_FILE", str(BASE_DIR / ".env"))
+if _env_file:
+    _load_dotenv(Path(_env_file))
 
 
 def env_str(name, default=None):

@@ -2,6 +2,8 @@
 
 import os
 
+os.environ["PORTAL_ENV_FILE"] = ""  # a developer's .env must not change what the tests see
+
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-" + "t" * 40)
 os.environ.setdefault("ACCOUNT_EMAIL_VERIFICATION", "optional")
 os.environ.setdefault("PORTAL_DATA_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test"))

@@ -11,11 +11,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 
 
+def _clean_env():
+    """The environment without portal settings, and without reading a developer's .env file."""
+    prefixes = ("DJANGO_", "DATABASE_URL", "REDIS_URL", "AWS_", "PORTAL_")
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(prefixes)}, "PORTAL_ENV_FILE": ""}
+
+
 def _manage(*args, env):
-    clean = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL"))
-    }
-    # A scratch working copy of the settings' data dir so nothing touches the developer's database.
+    clean = _clean_env()
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
@@ -87,9 +90,7 @@ def test_database_and_broker_follow_the_environment(tmp_path, env, engine, broke
         "print('redis' if 'redis' in s.Q_CLUSTER else 'orm');"
         "print(s.STORAGES['default']['BACKEND'])"
     )
-    clean = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL"))
-    }
+    clean = _clean_env()
     result = subprocess.run(
         [sys.executable, "-c", f"import django;django.setup();{code}"],
         cwd=ROOT,
@@ -111,7 +112,7 @@ def test_database_and_broker_follow_the_environment(tmp_path, env, engine, broke
 
 
 def test_s3_storage_when_a_bucket_is_configured(tmp_path):
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
+    clean = _clean_env()
     result = subprocess.run(
         [
             sys.executable,
