@@ -254,6 +254,15 @@ STORAGES = {
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 PORTAL_EVIDENCE_MAX_BYTES = env_int("PORTAL_EVIDENCE_MAX_BYTES", 10 * 1024 * 1024)
+# Crate intake limits (see crates.fivesafes.safezip.Limits).
+PORTAL_CRATE_LIMITS = {
+    "max_compressed_bytes": env_int("PORTAL_CRATE_MAX_BYTES", 2 * 1024**3),
+    "max_uncompressed_bytes": env_int("PORTAL_CRATE_MAX_UNCOMPRESSED_BYTES", 8 * 1024**3),
+    "max_files": env_int("PORTAL_CRATE_MAX_FILES", 20_000),
+    "max_ratio": env_int("PORTAL_CRATE_MAX_RATIO", 100),
+    "max_metadata_bytes": env_int("PORTAL_CRATE_MAX_METADATA_BYTES", 10 * 1024**2),
+}
+PORTAL_BUILDER_MAX_INPUT_BYTES = env_int("PORTAL_BUILDER_MAX_INPUT_BYTES", 20 * 1024**2)
 PORTAL_WORKFLOW_MAX_BYTES = env_int("PORTAL_WORKFLOW_MAX_BYTES", 200 * 1024 * 1024)
 PORTAL_EVIDENCE_CONTENT_TYPES = {
     ".pdf": "application/pdf",

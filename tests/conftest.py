@@ -132,3 +132,38 @@ def project(bob, alice, tre_a, olivia):
 
 def has_totp(user):
     return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+
+
+@pytest.fixture
+def workflow(tre_a, olivia):
+    """A CWL workflow on TRE A's approved list."""
+    workflow = factories.WorkflowFactory(
+        name="Protein MD setup", workflow_id="https://workflowhub.example.org/workflows/289", version="1"
+    )
+    approval = services.request_workflow_approval(workflow, tre_a, by=olivia)
+    services.decide_workflow(approval, "approved", by=olivia)
+    return workflow
+
+
+@pytest.fixture
+def registry(project, alice, workflow, tre_a):
+    """alice has an ORCID, the project is approved at TRE A with an agreement, the workflow is approved."""
+    alice.profile.orcid = "0000-0002-1825-0097"
+    alice.profile.display_name = "Alice Researcher"
+    alice.profile.save()
+    return {"project": project, "workflow": workflow, "dataset": project.agreements.get().datasets.get()}
+
+
+@pytest.fixture
+def crate_zip(tmp_path, registry):
+    """A valid request crate ZIP naming alice, the project, the approved workflow and the dataset."""
+    from tests import cratekit
+
+    dataset = registry["dataset"]
+    metadata = cratekit.request_metadata(
+        orcid="0000-0002-1825-0097",
+        project_identifier=registry["project"].identifier,
+        workflow_id=registry["workflow"].workflow_id,
+        datasets=[(dataset.identifier, dataset.name)],
+    )
+    return cratekit.make_crate_zip(tmp_path / "request.zip", metadata, cratekit.input_files())

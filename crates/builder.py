@@ -1,0 +1,53 @@
+"""Build a request crate from the researcher's form, using the registry's records for names and ids."""
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+
+def build_for_request(
+    *, user, project, tres, workflow, datasets, parameters, inputs, title, description, scratch
+):
+    """Write the input files to `scratch`, build and pack the crate; return the ZIP's path."""
+    from crates.fivesafes import builder
+
+    profile = user.profile
+    if not profile.orcid:
+        raise ValidationError("Add your ORCID iD to your profile first: the crate names you by it.")
+    input_dir = Path(scratch) / "inputs"
+    input_dir.mkdir(parents=True, exist_ok=True)
+    input_paths = []
+    for upload in inputs:
+        name = Path(upload.name).name
+        if not name or name.startswith("."):
+            raise ValidationError(f"{upload.name!r} is not a usable file name.")
+        path = input_dir / name
+        with path.open("wb") as handle:
+            for chunk in upload.chunks():
+                handle.write(chunk)
+        input_paths.append(path)
+    base = settings.PORTAL_BASE_URL.rstrip("/")
+    spec = builder.RequestSpec(
+        title=title,
+        description=description or title,
+        project_id=f"{base}{project.get_absolute_url()}",
+        project_identifier=project.identifier,
+        project_name=project.title,
+        identifier_scheme=settings.FEDERATION_NAME,
+        person_orcid=profile.orcid,
+        person_name=profile.name,
+        affiliation_id=(profile.affiliation.ror_id or profile.affiliation.website)
+        if profile.affiliation
+        else None,
+        affiliation_name=profile.affiliation.name if profile.affiliation else None,
+        workflow_id=workflow.workflow_id,
+        workflow_version=workflow.version,
+        workflow_name=workflow.name,
+        workflow_sha256=workflow.sha256,
+        parameters=list(parameters),
+        input_files=input_paths,
+        datasets=[(d.identifier, d.name) for d in datasets],
+        tres=[(f"{base}{t.get_absolute_url()}", t.name) for t in tres],
+    )
+    return builder.build_request_crate(spec, Path(scratch) / "request.zip")

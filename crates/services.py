@@ -1,0 +1,398 @@
+"""Crate intake: receive a crate, validate it in the background, open one job per target TRE.
+
+Every function that changes something takes the actor as `by=` and audits the change in the
+same transaction. The slow part (unpacking, BagIt checksums, profile validation) runs in the
+django-q2 task `crates.tasks.validate_version`, enqueued on commit.
+"""
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.base import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import Q
+from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
+
+from crates import crosscheck as crosschecks
+from crates import summary as summaries
+from crates.fivesafes import writeback
+from crates.fivesafes.bag import verify_bag
+from crates.fivesafes.errors import CrateRefused
+from crates.fivesafes.loader import load_metadata
+from crates.fivesafes.safezip import Limits, extract_bag
+from crates.fivesafes.validator import validate_metadata
+from crates.models import CrateRefusal, Job, Request, RequestVersion
+from portal import audit, permissions
+from portal.models import Decision, Membership, ProjectApproval
+from reviews import notifications
+from reviews.transitions import transition
+
+log = logging.getLogger(__name__)
+
+PORTAL_SOFTWARE = {"name": "Five Safes Portal", "version": "1.0"}
+
+
+def crate_limits():
+    return Limits(**settings.PORTAL_CRATE_LIMITS)
+
+
+def portal_agent():
+    """The portal as the agent of the actions it records in crates, provided by the federation."""
+    return writeback.Software(
+        id=f"{settings.PORTAL_BASE_URL.rstrip('/')}/#portal",
+        name=PORTAL_SOFTWARE["name"],
+        provider=writeback.Organization(id=settings.FEDERATION_URL, name=settings.FEDERATION_NAME),
+    )
+
+
+# --- Who may submit ----------------------------------------------------------------------
+
+
+def check_can_submit(user, project, tres):
+    """Only active members submit, and only to TREs where the project is approved."""
+    if not permissions.has_role(user, "researcher"):
+        raise PermissionDenied("Only researchers can submit requests.")
+    if not Membership.objects.filter(project=project, person=user, status=Membership.Status.ACTIVE).exists():
+        raise PermissionDenied(f"You are not an approved member of {project.identifier}.")
+    if not tres:
+        raise ValidationError({"tres": "Choose at least one TRE."})
+    approved = set(
+        ProjectApproval.objects.filter(project=project, status=Decision.APPROVED).values_list(
+            "tre_id", flat=True
+        )
+    )
+    refused = [tre.name for tre in tres if tre.pk not in approved]
+    if refused:
+        raise ValidationError({"tres": f"{project.identifier} is not approved at {', '.join(refused)}."})
+
+
+def can_view_request(user, request):
+    if permissions.can_view_audit(user) or permissions.is_admin(user):
+        return True
+    if request.submitter_id == user.pk or permissions.is_project_member(user, request.project):
+        return True
+    return any(
+        permissions.can_govern_tre(user, tre) or permissions.can_check_outputs_at(user, tre)
+        for tre in request.tres.all()
+    )
+
+
+def check_view_request(user, request):
+    if not can_view_request(user, request):
+        raise PermissionDenied("You cannot see this request.")
+
+
+def visible_requests(user):
+    if permissions.can_view_audit(user) or permissions.is_admin(user):
+        return Request.objects.all()
+    member_of = Membership.objects.filter(person=user).exclude(status=Membership.Status.WITHDRAWN)
+    staff_at = [
+        *permissions.tres_governed_by(user).values_list("pk", flat=True),
+        *permissions.tres_checked_by(user).values_list("pk", flat=True),
+    ]
+    return Request.objects.filter(
+        Q(project__in=member_of.values("project_id")) | Q(submitter=user) | Q(tres__in=staff_at)
+    ).distinct()
+
+
+# --- Receiving a crate --------------------------------------------------------------------
+
+
+def _store_upload(upload, request, number):
+    """Stream an upload to storage, hashing as it goes; refuse it past the size limit."""
+    limit = settings.PORTAL_CRATE_LIMITS["max_compressed_bytes"]
+    if upload.size is not None and upload.size > limit:
+        raise CrateRefused(
+            "upload.too_large",
+            f"The crate is {filesizeformat(upload.size)}; the limit is {filesizeformat(limit)}.",
+            getattr(upload, "name", ""),
+        )
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in upload.chunks():
+        digest.update(chunk)
+        size += len(chunk)
+    upload.seek(0)
+    version = RequestVersion(request=request, number=number, sha256=digest.hexdigest(), size=size)
+    name = default_storage.save(
+        version.crate.field.upload_to(version, upload.name), File(upload, name=upload.name)
+    )
+    return name, digest.hexdigest(), size
+
+
+@transaction.atomic
+def submit_request(*, by, project, tres, title, upload, description="", message=""):
+    """Create a request with its first version from an uploaded crate ZIP; validation follows."""
+    check_can_submit(by, project, tres)
+    request = Request.objects.create(
+        project=project, submitter=by, title=title.strip(), description=description
+    )
+    request.tres.set(tres)
+    audit.record(
+        "request.created",
+        by=by,
+        obj=request,
+        after={"title": request.title, "tres": [t.slug for t in tres]},
+        project=project,
+    )
+    add_version(request, by=by, upload=upload, message=message)
+    return request
+
+
+@transaction.atomic
+def add_version(request, *, by, upload, message=""):
+    """Store a new version of the request's crate and enqueue its validation."""
+    request = Request.objects.select_for_update().select_related("project").get(pk=request.pk)
+    latest = request.versions.order_by("-number").first()
+    if latest is not None:
+        if not permissions.is_project_member(by, request.project) and request.submitter_id != by.pk:
+            raise PermissionDenied("Only the project's members can resubmit.")
+        if not latest.is_final:
+            raise ValidationError("The previous version is still being checked; wait for its report.")
+        if (
+            latest.status == RequestVersion.Status.VALID
+            and not request.jobs.filter(status=Job.Status.CHANGES_REQUESTED).exists()
+        ):
+            raise ValidationError("No TRE has asked for changes, so there is nothing to resubmit.")
+    number = (latest.number if latest else 0) + 1
+    try:
+        name, sha256, size = _store_upload(upload, request, number)
+    except CrateRefused as refusal:
+        _record_refusal(refusal, by=by, request=request, filename=getattr(upload, "name", ""))
+        raise
+    version = RequestVersion.objects.create(
+        request=request,
+        number=number,
+        crate=name,
+        original_filename=getattr(upload, "name", "")[:255],
+        sha256=sha256,
+        size=size,
+        created_by=by,
+        message=message,
+    )
+    audit.record(
+        "request.version_received",
+        by=by,
+        obj=version,
+        after={"number": number, "sha256": sha256, "size": size},
+        project=request.project,
+    )
+    from crates.tasks import enqueue_validation
+
+    transaction.on_commit(lambda: enqueue_validation(version.pk))
+    return version
+
+
+def _record_refusal(refusal, *, by, request=None, filename="", size=0, sha256=""):
+    CrateRefusal.objects.create(
+        user=by if getattr(by, "is_authenticated", False) else None,
+        request=request,
+        filename=(filename or "")[:255],
+        size=size,
+        sha256=sha256,
+        code=refusal.code,
+        message=refusal.message,
+        where=(refusal.where or "")[:500],
+    )
+    audit.record(
+        "crate.refused",
+        by=by,
+        object_type="crates.request",
+        object_id=str(request.pk) if request else "",
+        after={"code": refusal.code, "where": refusal.where or ""},
+        message=refusal.message,
+        project=request.project if request else "",
+    )
+
+
+# --- Validation (run by the worker) ---------------------------------------------------------
+
+
+@contextmanager
+def unpacked(file_field):
+    """The crate's bag directory, unpacked safely into a temporary folder removed afterwards."""
+    scratch = Path(tempfile.mkdtemp(prefix="crate-"))
+    try:
+        archive = scratch / "crate.zip"
+        with file_field.open("rb") as source, archive.open("wb") as target:
+            shutil.copyfileobj(source, target, length=1024 * 1024)
+        yield extract_bag(archive, scratch / "bag", crate_limits())
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def validate_version(version_id):
+    """Check a received version: unpack, BagIt, profile, write-back, cross-checks, jobs. Idempotent."""
+    claimed = RequestVersion.objects.filter(pk=version_id, status=RequestVersion.Status.RECEIVED).update(
+        status=RequestVersion.Status.VALIDATING
+    )
+    if not claimed:
+        return None  # another worker has it, or it is done
+    version = RequestVersion.objects.select_related("request__project", "created_by").get(pk=version_id)
+    started = timezone.now()
+    try:
+        with unpacked(version.crate) as bag_dir:
+            bag = verify_bag(bag_dir)
+            doc = load_metadata(bag_dir / "data" / "ro-crate-metadata.json", limits=crate_limits())
+    except CrateRefused as refusal:
+        return _finish_invalid(version, refusal=refusal, started=started)
+    report = validate_metadata(doc)
+    stripped = writeback.strip_assess_actions(doc)
+    agent = portal_agent()
+    writeback.add_check_action(
+        doc,
+        agent=agent,
+        ok=True,
+        detail=f"BagIt manifest (SHA-512) verified for {bag.payload_files} payload files; crate SHA-256 {version.sha256}.",
+        started=started,
+    )
+    writeback.add_validation_action(
+        doc, agent=agent, valid=report.valid, detail=_validation_message(report), started=started
+    )
+    if not report.valid:
+        return _finish_invalid(version, report=report, started=started, stripped=stripped)
+    summary = summaries.summarise(doc)
+    findings = crosschecks.crosscheck(summary, version.request)
+    with transaction.atomic():
+        version = RequestVersion.objects.select_for_update().get(pk=version_id)
+        version.status = RequestVersion.Status.VALID
+        version.metadata = doc
+        version.validation_report = report.to_dict()
+        version.summary = summary
+        version.crosscheck = findings
+        version.stripped_actions = stripped
+        version.external_identifier = bag.external_identifier
+        version.validated_at = timezone.now()
+        version.save()
+        audit.record(
+            "request.version_valid",
+            by=audit.SYSTEM,
+            obj=version,
+            after={"warnings": len(report.warnings), "stripped_actions": len(stripped)},
+            project=version.request.project,
+        )
+        if stripped:
+            audit.record(
+                "crate.assess_actions_stripped",
+                by=audit.SYSTEM,
+                obj=version,
+                after={"ids": [a.get("@id") for a in stripped]},
+                message=f"{len(stripped)} client-supplied AssessAction(s) removed on intake.",
+                project=version.request.project,
+            )
+        _open_jobs(version, findings.get("workflow_pk"))
+    return version
+
+
+def _validation_message(report):
+    if report.valid:
+        return f"Valid against the Five Safes RO-Crate profile ({len(report.warnings)} recommendation(s) not met)."
+    return f"Not valid against the Five Safes RO-Crate profile: {len(report.errors)} required rule(s) failed."
+
+
+def _finish_invalid(version, *, started, refusal=None, report=None, stripped=()):
+    """An invalid crate keeps nothing but the record of why: the stored ZIP is deleted."""
+    with transaction.atomic():
+        version = (
+            RequestVersion.objects.select_for_update().select_related("request__project").get(pk=version.pk)
+        )
+        if refusal is not None:
+            version.validation_report = {
+                "valid": False,
+                "refusal": refusal.to_dict(),
+                "errors": [],
+                "warnings": [],
+            }
+            _record_refusal(
+                refusal,
+                by=version.created_by,
+                request=version.request,
+                filename=version.original_filename,
+                size=version.size,
+                sha256=version.sha256,
+            )
+        else:
+            version.validation_report = report.to_dict()
+        version.status = RequestVersion.Status.INVALID
+        version.validated_at = timezone.now()
+        stored = version.crate.name
+        version.crate = ""
+        version.save()
+        audit.record(
+            "request.version_invalid",
+            by=audit.SYSTEM,
+            obj=version,
+            after={
+                "errors": len(version.validation_report.get("errors", [])),
+                "refusal": refusal.code if refusal else "",
+            },
+            project=version.request.project,
+        )
+        if stored:
+            transaction.on_commit(lambda: default_storage.delete(stored))
+    return version
+
+
+def _open_jobs(version, workflow_pk):
+    """One job per target TRE; on resubmission, jobs waiting for changes move back to review."""
+    request = version.request
+    existing = {job.tre_id: job for job in request.jobs.select_for_update()}
+    dataset_ids = [d["id"] for d in (version.summary or {}).get("datasets", [])]
+    for tre in request.tres.all():
+        job = existing.get(tre.pk)
+        if job is None:
+            job = Job.objects.create(
+                request=request,
+                version=version,
+                tre=tre,
+                metadata=json.loads(json.dumps(version.metadata)),
+                workflow_id=workflow_pk,
+            )
+            job.datasets.set(tre.datasets.filter(identifier__in=dataset_ids))
+            audit.record(
+                "job.created",
+                by=audit.SYSTEM,
+                obj=job,
+                after={"version": version.number},
+                tre=tre,
+                project=request.project,
+            )
+            notifications.review_needed(job)
+        elif job.status == Job.Status.CHANGES_REQUESTED:
+            Job.objects.filter(pk=job.pk).update(
+                version=version, metadata=json.loads(json.dumps(version.metadata)), workflow_id=workflow_pk
+            )
+            job.datasets.set(tre.datasets.filter(identifier__in=dataset_ids))
+            transition(
+                job, Job.Status.AWAITING_REVIEW, by=version.created_by, extra={"version": version.number}
+            )
+            notifications.review_needed(job)
+
+
+# --- Exporting ---------------------------------------------------------------------------
+
+
+def export_job_crate(job, out_path):
+    """Write the job's crate as it stands (this TRE's metadata, with fresh BagIt manifests) to a ZIP."""
+    out_path = Path(out_path)
+    with unpacked(job.version.crate) as bag_dir:
+        writeback.write_metadata(bag_dir, job.metadata)
+        writeback.pack_bag(bag_dir, out_path)
+    return out_path
+
+
+def job_crate_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

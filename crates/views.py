@@ -1,0 +1,187 @@
+"""Researcher pages for requests: submit (upload or build), follow validation, compare versions, resubmit."""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files import File
+from django.db.models import Prefetch
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from crates import builder, services
+from crates import summary as summaries
+from crates.fivesafes.errors import CrateRefused
+from crates.forms import BuildRequestForm, ResubmitForm, UploadRequestForm
+from crates.models import Job, Request, RequestVersion
+from portal import audit, permissions
+from portal.views.helpers import add_form_errors, paginate
+
+
+@login_required
+def request_list(request):
+    requests = (
+        services.visible_requests(request.user)
+        .select_related("project", "submitter")
+        .prefetch_related("versions", Prefetch("jobs", queryset=Job.objects.select_related("tre")))
+        .order_by("-created_at")
+    )
+    return render(
+        request,
+        "crates/request_list.html",
+        {"page": paginate(request, requests), "can_submit": permissions.has_role(request.user, "researcher")},
+    )
+
+
+def _submit_page(request, form, *, title, template="crates/request_form.html"):
+    return render(request, template, {"form": form, "title": title})
+
+
+@login_required
+def request_create(request):
+    form = UploadRequestForm(request.POST or None, request.FILES or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            submitted = services.submit_request(
+                by=request.user,
+                project=data["project"],
+                tres=list(data["tres"]),
+                title=data["title"],
+                description=data["description"],
+                upload=data["crate"],
+            )
+        except ValidationError as exc:
+            add_form_errors(form, exc)
+        except CrateRefused as refusal:
+            form.add_error("crate", refusal.message)
+        else:
+            messages.success(request, "Crate received. It is being checked now; this page updates when done.")
+            return redirect(submitted)
+    return _submit_page(request, form, title="Submit a crate")
+
+
+@login_required
+def request_build(request):
+    """The portal builds the crate from a form, packs it as a BagIt ZIP, and submits it."""
+    form = BuildRequestForm(request.POST or None, request.FILES or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        with tempfile.TemporaryDirectory(prefix="build-") as scratch:
+            try:
+                zip_path = builder.build_for_request(
+                    user=request.user,
+                    project=data["project"],
+                    tres=list(data["tres"]),
+                    workflow=data["workflow"],
+                    datasets=list(data["datasets"]),
+                    parameters=data["parameters"],
+                    inputs=data["inputs"],
+                    title=data["title"],
+                    description=data["description"],
+                    scratch=Path(scratch),
+                )
+                with zip_path.open("rb") as handle:
+                    submitted = services.submit_request(
+                        by=request.user,
+                        project=data["project"],
+                        tres=list(data["tres"]),
+                        title=data["title"],
+                        description=data["description"],
+                        upload=File(handle, name=zip_path.name),
+                    )
+            except ValidationError as exc:
+                add_form_errors(form, exc)
+            else:
+                messages.success(request, "The crate was built and submitted. It is being checked now.")
+                return redirect(submitted)
+    return _submit_page(request, form, title="Build a request", template="crates/request_build.html")
+
+
+def _get_request(user, pk):
+    req = get_object_or_404(Request.objects.select_related("project__lead", "submitter"), pk=pk)
+    services.check_view_request(user, req)
+    return req
+
+
+@login_required
+@vary_on_headers("HX-Request")
+def request_detail(request, pk):
+    req = _get_request(request.user, pk)
+    versions = list(req.versions.select_related("created_by").order_by("-number"))
+    jobs = list(req.jobs.select_related("tre", "version").order_by("tre__name"))
+    changes = []
+    for newer, older in zip(versions, versions[1:], strict=False):
+        if newer.summary and older.summary:
+            changes.append((older.number, newer.number, summaries.diff(older.summary, newer.summary)))
+    context = {
+        "req": req,
+        "versions": versions,
+        "latest": versions[0] if versions else None,
+        "jobs": jobs,
+        "changes": changes,
+        "can_resubmit": permissions.is_project_member(request.user, req.project)
+        and versions
+        and versions[0].is_final
+        and (
+            versions[0].status == RequestVersion.Status.INVALID
+            or any(j.status == "changes_requested" for j in jobs)
+        ),
+        "resubmit_form": ResubmitForm(),
+    }
+    template = "crates/request_detail.html"
+    if request.htmx:
+        template += "#version-status"
+    return render(request, template, context)
+
+
+@login_required
+@require_POST
+def request_resubmit(request, pk):
+    req = _get_request(request.user, pk)
+    form = ResubmitForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            services.add_version(
+                req, by=request.user, upload=form.cleaned_data["crate"], message=form.cleaned_data["message"]
+            )
+        except (ValidationError, PermissionDenied, CrateRefused) as exc:
+            messages.error(
+                request, getattr(exc, "message", None) or " ".join(getattr(exc, "messages", [str(exc)]))
+            )
+        else:
+            messages.success(request, "New version received. It is being checked now.")
+    else:
+        messages.error(request, " ".join(e for errs in form.errors.values() for e in errs))
+    return redirect(req)
+
+
+@login_required
+def job_crate(request, pk):
+    """Download a job's crate as it stands (officers of its TRE, the project's members, auditors)."""
+    job = get_object_or_404(Job.objects.select_related("request__project", "tre", "version"), pk=pk)
+    services.check_view_request(request.user, job.request)
+    if not job.version.crate:
+        raise Http404("This version's crate was not kept.")
+    scratch = Path(tempfile.mkdtemp(prefix="export-"))
+    path = services.export_job_crate(job, scratch / f"request-{job.request_id}-{job.tre.slug}.zip")
+    audit.record("job.crate_downloaded", by=request.user, obj=job, tre=job.tre, project=job.request.project)
+    response = FileResponse(
+        path.open("rb"), as_attachment=True, filename=path.name, content_type="application/zip"
+    )
+    response["X-Content-SHA256"] = services.job_crate_sha256(path)
+    # The temporary copy is removed when the response is closed.
+    response._resource_closers.append(lambda: shutil.rmtree(scratch, ignore_errors=True))
+    return response
+
+
+@login_required
+def job_detail(request, pk):
+    job = get_object_or_404(Job.objects.select_related("request__project", "tre", "version"), pk=pk)
+    services.check_view_request(request.user, job.request)
+    return render(request, "crates/job_detail.html", {"job": job, "req": job.request})

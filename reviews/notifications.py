@@ -1,0 +1,113 @@
+"""Who hears about what. Every notification is listed in the portal; e-mail follows each person's choices.
+
+E-mails are sent by a django-q2 task after the transaction commits; the Notification row is the outbox.
+"""
+
+from django.conf import settings
+from django.db import transaction
+from guardian.shortcuts import get_users_with_perms
+
+from portal import roles
+from reviews.models import Notification
+
+Kind = Notification.Kind
+
+
+def wants_email(user, kind):
+    prefs = getattr(getattr(user, "profile", None), "notification_preferences", None) or {}
+    return bool(prefs.get(kind, True))
+
+
+def notify(users, kind, subject, body="", url=""):
+    """Create one notification per distinct active user and queue the e-mails they asked for."""
+    created = []
+    seen = set()
+    for user in users:
+        if user is None or user.pk in seen or not user.is_active:
+            continue
+        seen.add(user.pk)
+        notification = Notification.objects.create(
+            recipient=user, kind=kind, subject=subject[:200], body=body, url=url
+        )
+        created.append(notification)
+        if wants_email(user, kind) and user.email:
+            transaction.on_commit(lambda pk=notification.pk: _enqueue_email(pk))
+    return created
+
+
+def _enqueue_email(notification_id):
+    from django_q.tasks import async_task
+
+    async_task(
+        "reviews.tasks.send_notification_email", notification_id, task_name=f"notify-{notification_id}"
+    )
+
+
+def officers_of(tre):
+    users = get_users_with_perms(tre, only_with_perms_in=["govern_tre"], with_group_users=False)
+    return [u for u in users.filter(groups__name=roles.GOVERNANCE_OFFICER).select_related("profile")]
+
+
+def checkers_of(tre):
+    users = get_users_with_perms(tre, only_with_perms_in=["check_outputs_tre"], with_group_users=False)
+    return [u for u in users.filter(groups__name=roles.OUTPUT_CHECKER).select_related("profile")]
+
+
+def _researchers(job):
+    return [job.request.submitter, job.request.project.lead]
+
+
+def _job_url(job):
+    return f"{settings.PORTAL_BASE_URL.rstrip('/')}{job.get_absolute_url()}"
+
+
+def review_needed(job):
+    notify(
+        officers_of(job.tre),
+        Kind.REVIEW,
+        f"New request to review at {job.tre}: {job.request.title}",
+        f"{job.request.submitter.email} submitted version {job.version.number} for {job.request.project.identifier}.",
+        _job_url(job),
+    )
+
+
+def decision_made(job, subject, rationale=""):
+    notify(_researchers(job), Kind.DECISION, subject, rationale, _job_url(job))
+
+
+def message_posted(message):
+    job = message.job
+    if message.author_id in {u.pk for u in _researchers(job)} or message.author_id in set(
+        job.request.project.memberships.values_list("person_id", flat=True)
+    ):
+        recipients = officers_of(job.tre)
+    else:
+        recipients = _researchers(job)
+    recipients = [u for u in recipients if u.pk != message.author_id]
+    notify(
+        recipients,
+        Kind.MESSAGE,
+        f"New message on {job.request.title} at {job.tre}",
+        message.body,
+        _job_url(job),
+    )
+
+
+def job_suspended(job, reasons):
+    notify(
+        [*_researchers(job), *officers_of(job.tre)],
+        Kind.SUSPENSION,
+        f"Suspended at {job.tre}: {job.request.title}",
+        "\n".join(reasons),
+        _job_url(job),
+    )
+
+
+def job_resumed(job):
+    notify(
+        [*_researchers(job), *officers_of(job.tre)],
+        Kind.SUSPENSION,
+        f"Resumed at {job.tre}: {job.request.title}",
+        "The reason for the suspension was resolved.",
+        _job_url(job),
+    )

@@ -1,0 +1,273 @@
+"""The Five Safes review of a job: start, decide each step, sign off or reject, suspend and resume.
+
+Status changes go through `reviews.transitions.transition`; every function takes the actor as `by=`.
+"""
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from crates.fivesafes import writeback
+from crates.models import Job
+from portal import audit, permissions
+from portal.models import DataAccessAgreement, Decision, Membership
+from reviews import evidence, notifications
+from reviews.models import CHECK_STEPS, Message, Outcome, Step, StepDecision
+from reviews.transitions import OFFICER, TransitionError, actor_kinds, transition
+
+S = Job.Status
+
+
+class ReviewError(Exception):
+    """The review cannot go that way; the message says why."""
+
+
+def _lock(job):
+    return (
+        Job.objects.select_for_update()
+        .select_related("request__project", "request__submitter", "tre", "version", "workflow")
+        .get(pk=job.pk)
+    )
+
+
+def check_officer(job, user):
+    """Only officers of the job's TRE who are not on the project may decide."""
+    if OFFICER not in actor_kinds(job, user):
+        if permissions.is_project_member(user, job.request.project) or job.request.submitter_id == user.pk:
+            raise PermissionDenied("You belong to this request's project, so another officer must decide.")
+        raise PermissionDenied(f"Only governance officers of {job.tre} can review this job.")
+
+
+def decisions_for(job):
+    """This version's decisions, by step."""
+    return {d.step: d for d in job.decisions.filter(version=job.version).select_related("decided_by")}
+
+
+def start_review(job, *, by):
+    check_officer(job, by)
+    return transition(job, S.IN_REVIEW, by=by)
+
+
+def decide_step(job, step, outcome, rationale="", *, by):
+    """Record a decision on one step with its evidence frozen; changes or rejection end the review."""
+    rationale = (rationale or "").strip()
+    if outcome not in Outcome.values:
+        raise ValidationError({"outcome": "Choose approve, request changes or reject."})
+    if step not in Step.values:
+        raise ValidationError({"step": f"Unknown review step {step!r}."})
+    if outcome != Outcome.APPROVE and not rationale:
+        raise ValidationError({"rationale": "Give the reason; the researcher will see it."})
+    with transaction.atomic():
+        job = _lock(job)
+        check_officer(job, by)
+        existing = job.decisions.filter(version=job.version, step=step).first()
+        if existing is not None:
+            if existing.outcome == outcome:
+                return existing  # the same decision twice is harmless
+            raise ReviewError(
+                f"{Step(step).label} was already decided ({existing.get_outcome_display().lower()})."
+            )
+        if job.status != S.IN_REVIEW:
+            raise ReviewError(f"The job is {job.get_status_display().lower()}, not in review.")
+        if step == Step.SIGN_OFF:
+            return _sign_off(job, outcome, rationale, by=by)
+        findings = evidence.evidence_for(job, step)
+        decision = StepDecision.objects.create(
+            job=job,
+            version=job.version,
+            step=step,
+            outcome=outcome,
+            rationale=rationale,
+            evidence=findings,
+            decided_by=by,
+            decided_at=timezone.now(),
+        )
+        audit.record(
+            f"review.step.{outcome}",
+            by=by,
+            obj=job,
+            after={"step": step, "outcome": outcome, "evidence_clear": evidence.is_clear(findings)},
+            message=rationale,
+            tre=job.tre,
+            project=job.request.project,
+        )
+        if outcome == Outcome.CHANGES:
+            transition(job, S.CHANGES_REQUESTED, by=by, message=rationale, extra={"step": step})
+            notifications.decision_made(job, f"{job.tre} asks for changes ({Step(step).label})", rationale)
+        elif outcome == Outcome.REJECT:
+            _write_signoff(job, approved=False, by=by, message=f"{Step(step).label}: {rationale}")
+            transition(job, S.REJECTED, by=by, message=rationale, extra={"step": step})
+            notifications.decision_made(job, f"{job.tre} rejected your request", rationale)
+        return decision
+
+
+def _agreement_for(job):
+    today = timezone.localdate()
+    return next(
+        (
+            a
+            for a in DataAccessAgreement.objects.filter(project=job.request.project, tre=job.tre)
+            if a.is_in_force(today)
+        ),
+        None,
+    )
+
+
+def _person(user):
+    profile = getattr(user, "profile", None)
+    return writeback.Person(
+        id=f"https://orcid.org/{profile.orcid}" if profile and profile.orcid else f"mailto:{user.email}",
+        name=profile.name if profile else user.email,
+    )
+
+
+def _write_signoff(job, *, approved, by, message):
+    agreement = _agreement_for(job)
+    summary = job.version.summary or {}
+    base = settings.PORTAL_BASE_URL.rstrip("/")
+    writeback.add_signoff_action(
+        job.metadata,
+        officer=_person(by),
+        approved=approved,
+        message=message,
+        agreement=writeback.Agreement(
+            id=f"{base}{agreement.get_absolute_url()}" if agreement else f"{base}/agreements/none-in-force",
+            name=f"Data-access agreement {agreement.reference}" if agreement else "No agreement in force",
+        ),
+        workflow_id=summary.get("workflow", {}).get("id"),
+        project_id=summary.get("project", {}).get("id"),
+    )
+    Job.objects.filter(pk=job.pk).update(metadata=job.metadata)
+
+
+def _sign_off(job, outcome, rationale, *, by):
+    decisions = decisions_for(job)
+    if outcome == Outcome.APPROVE:
+        missing = [
+            Step(s).label
+            for s in CHECK_STEPS
+            if s not in decisions or decisions[s].outcome != Outcome.APPROVE
+        ]
+        if missing:
+            raise ReviewError(f"Approve {', '.join(missing)} before signing off.")
+    findings = evidence.all_evidence(job)
+    decision = StepDecision.objects.create(
+        job=job,
+        version=job.version,
+        step=Step.SIGN_OFF,
+        outcome=outcome,
+        rationale=rationale,
+        evidence={step: items for step, items in findings.items()},
+        decided_by=by,
+        decided_at=timezone.now(),
+    )
+    audit.record(
+        f"review.step.{outcome}",
+        by=by,
+        obj=job,
+        after={"step": Step.SIGN_OFF, "outcome": outcome},
+        message=rationale,
+        tre=job.tre,
+        project=job.request.project,
+    )
+    if outcome == Outcome.APPROVE:
+        _write_signoff(
+            job, approved=True, by=by, message=rationale or "Signed off after the Five Safes review."
+        )
+        transition(job, S.APPROVED, by=by, message=rationale)
+        transition(job, S.QUEUED, by=audit.SYSTEM)
+        notifications.decision_made(job, f"{job.tre} approved your request", rationale)
+    elif outcome == Outcome.CHANGES:
+        transition(job, S.CHANGES_REQUESTED, by=by, message=rationale, extra={"step": Step.SIGN_OFF})
+        notifications.decision_made(job, f"{job.tre} asks for changes", rationale)
+    else:
+        _write_signoff(job, approved=False, by=by, message=rationale)
+        transition(job, S.REJECTED, by=by, message=rationale, extra={"step": Step.SIGN_OFF})
+        notifications.decision_made(job, f"{job.tre} rejected your request", rationale)
+    return decision
+
+
+def hand_back(job, *, by):
+    check_officer(job, by)
+    return transition(job, S.AWAITING_REVIEW, by=by)
+
+
+def cancel(job, *, by, reason):
+    if not (reason or "").strip():
+        raise ValidationError({"reason": "Say why the job is cancelled."})
+    try:
+        return transition(job, S.CANCELLED, by=by, message=reason.strip())
+    except TransitionError as exc:
+        raise ReviewError(str(exc)) from exc
+
+
+@transaction.atomic
+def post_message(job, body, *, by):
+    body = (body or "").strip()
+    if not body:
+        raise ValidationError({"body": "Write a message."})
+    kinds = actor_kinds(job, by)
+    if not kinds & {"researcher", "officer", "checker"}:
+        raise PermissionDenied("Only the project's members and the TRE's staff can write here.")
+    message = Message.objects.create(job=job, author=by, body=body)
+    audit.record("job.message", by=by, obj=job, message=body[:500], tre=job.tre, project=job.request.project)
+    notifications.message_posted(message)
+    return message
+
+
+# --- Suspension --------------------------------------------------------------------------------
+
+SUSPENDABLE = [S.AWAITING_REVIEW, S.IN_REVIEW, S.CHANGES_REQUESTED, S.APPROVED, S.QUEUED]
+
+
+def blocking_reasons(job, today=None):
+    """Why this job cannot go on right now (empty when nothing blocks it)."""
+    today = today or timezone.localdate()
+    reasons = []
+    if job.tre.paused:
+        reasons.append(f"{job.tre} is paused: {job.tre.paused_reason}")
+    if not any(a.is_in_force(today) for a in job.request.project.agreements.all() if a.tre_id == job.tre_id):
+        reasons.append(f"No data-access agreement with {job.tre} is in force.")
+    project_ok = any(
+        a.status == Decision.APPROVED for a in job.request.project.approvals.all() if a.tre_id == job.tre_id
+    )
+    if not project_ok:
+        reasons.append(f"{job.request.project.identifier} is no longer approved at {job.tre}.")
+    submitter = job.request.submitter
+    membership = next((m for m in job.request.project.memberships.all() if m.person_id == submitter.pk), None)
+    if membership is None or membership.status != Membership.Status.ACTIVE:
+        reasons.append(f"{submitter.email}'s membership of the project is not active.")
+    elif not any(
+        a.verified_at and a.valid_from <= today <= a.valid_until for a in submitter.accreditations.all()
+    ):
+        reasons.append(f"{submitter.email} has no verified accreditation valid today.")
+    return reasons
+
+
+def sweep_suspensions(today=None):
+    """Suspend jobs that something now blocks; resume suspended jobs whose causes are resolved."""
+    today = today or timezone.localdate()
+    jobs = (
+        Job.objects.filter(Q(status__in=SUSPENDABLE) | Q(status=S.SUSPENDED))
+        .select_related("tre", "request__submitter", "request__project")
+        .prefetch_related(
+            "request__project__agreements",
+            "request__project__approvals",
+            "request__project__memberships",
+            "request__submitter__accreditations",
+        )
+    )
+    suspended, resumed = [], []
+    for job in jobs:
+        reasons = blocking_reasons(job, today)
+        if reasons and job.status != S.SUSPENDED:
+            transition(job, S.SUSPENDED, by=audit.SYSTEM, message=" ".join(reasons))
+            notifications.job_suspended(job, reasons)
+            suspended.append(job)
+        elif not reasons and job.status == S.SUSPENDED:
+            transition(job, job.suspended_from, by=audit.SYSTEM, message="The cause was resolved.")
+            notifications.job_resumed(job)
+            resumed.append(job)
+    return suspended, resumed

@@ -1,0 +1,188 @@
+"""The job state machine, as data: every allowed move, who may make it, and the audit event it writes.
+
+`check_transition()` raises if a move is not allowed; `transition()` checks, then writes the new
+status and its audit event in one transaction. Nothing else changes a job's status (the Job
+model refuses direct status writes). `docs/job-states.md` is generated from TRANSITIONS by
+`manage.py statediagram`, and CI fails if it differs.
+"""
+
+from dataclasses import dataclass
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+
+from crates.models import Job
+from portal import audit
+
+S = Job.Status
+
+# Who may make a move. Each actor kind is resolved against the job by `actor_kinds()`.
+RESEARCHER = "researcher"  # the submitter or a member of the request's project
+OFFICER = "officer"  # a governance officer of the job's TRE
+CHECKER = "checker"  # an output checker of the job's TRE
+AGENT = "agent"  # the TRE agent of the job's TRE
+SYSTEM = "system"  # the portal itself (tasks, schedules, other services)
+
+
+@dataclass(frozen=True)
+class Move:
+    actors: frozenset
+    event: str
+    description: str
+
+
+def _move(actors, event, description):
+    return Move(frozenset(actors), event, description)
+
+
+_SUSPENDABLE = [S.AWAITING_REVIEW, S.IN_REVIEW, S.CHANGES_REQUESTED, S.APPROVED, S.QUEUED]
+_CANCELLABLE_BEFORE_RUN = [
+    S.AWAITING_REVIEW,
+    S.IN_REVIEW,
+    S.CHANGES_REQUESTED,
+    S.APPROVED,
+    S.QUEUED,
+    S.SUSPENDED,
+]
+
+TRANSITIONS = {
+    # Review (Five Safes steps and sign-off)
+    (S.AWAITING_REVIEW, S.IN_REVIEW): _move({OFFICER}, "review.started", "an officer starts the review"),
+    (S.IN_REVIEW, S.AWAITING_REVIEW): _move(
+        {OFFICER}, "review.released", "the officer hands the review back"
+    ),
+    (S.IN_REVIEW, S.CHANGES_REQUESTED): _move(
+        {OFFICER}, "review.changes_requested", "the officer asks for changes"
+    ),
+    (S.IN_REVIEW, S.REJECTED): _move({OFFICER}, "review.rejected", "the officer rejects the request"),
+    (S.IN_REVIEW, S.APPROVED): _move({OFFICER}, "review.signed_off", "the officer signs off"),
+    (S.CHANGES_REQUESTED, S.AWAITING_REVIEW): _move(
+        {RESEARCHER}, "request.resubmitted", "the researcher resubmits a new version"
+    ),
+    # Dispatch
+    (S.APPROVED, S.QUEUED): _move({SYSTEM}, "job.queued", "the job is queued for the TRE agent"),
+    (S.QUEUED, S.CLAIMED): _move({AGENT}, "job.claimed", "the agent claims the job"),
+    (S.CLAIMED, S.RUNNING): _move({AGENT}, "job.started", "the agent starts the workflow"),
+    (S.CLAIMED, S.QUEUED): _move({SYSTEM}, "job.requeued", "the agent's lease expired"),
+    (S.RUNNING, S.QUEUED): _move({SYSTEM}, "job.requeued", "the agent's lease expired"),
+    (S.CLAIMED, S.FAILED): _move({AGENT, SYSTEM}, "job.failed", "the job failed"),
+    (S.RUNNING, S.FAILED): _move({AGENT, SYSTEM}, "job.failed", "the job failed"),
+    (S.RUNNING, S.OUTPUTS_RETURNED): _move(
+        {AGENT}, "job.outputs_returned", "the agent returns a results crate"
+    ),
+    (S.CLAIMED, S.CANCELLED): _move({AGENT}, "job.cancelled", "the agent acknowledges a cancellation"),
+    (S.RUNNING, S.CANCELLED): _move({AGENT}, "job.cancelled", "the agent acknowledges a cancellation"),
+    # Safe Outputs
+    (S.OUTPUTS_RETURNED, S.OUTPUT_REVIEW): _move({SYSTEM}, "outputs.checking", "automated checks are done"),
+    (S.OUTPUT_REVIEW, S.OUTPUT_CHANGES_REQUESTED): _move(
+        {CHECKER, SYSTEM}, "outputs.changes_requested", "the checkers ask the researcher for changes"
+    ),
+    (S.OUTPUT_CHANGES_REQUESTED, S.OUTPUT_REVIEW): _move(
+        {RESEARCHER}, "outputs.responded", "the researcher responds to the checkers"
+    ),
+    (S.OUTPUT_REVIEW, S.WITHHELD): _move({CHECKER, SYSTEM}, "outputs.withheld", "the outputs are withheld"),
+    (S.OUTPUT_REVIEW, S.RELEASED): _move({CHECKER, SYSTEM}, "outputs.released", "the outputs are released"),
+    (S.OUTPUT_CHANGES_REQUESTED, S.WITHHELD): _move(
+        {RESEARCHER, SYSTEM}, "outputs.withdrawn", "the researcher withdraws the outputs"
+    ),
+}
+for _state in _SUSPENDABLE:
+    TRANSITIONS[(_state, S.SUSPENDED)] = _move(
+        {OFFICER, SYSTEM},
+        "job.suspended",
+        "an agreement, accreditation or membership lapsed, or the TRE paused",
+    )
+    TRANSITIONS[(S.SUSPENDED, _state)] = _move({OFFICER, SYSTEM}, "job.resumed", "the cause was resolved")
+for _state in _CANCELLABLE_BEFORE_RUN:
+    TRANSITIONS[(_state, S.CANCELLED)] = _move(
+        {RESEARCHER, OFFICER}, "job.cancelled", "the researcher or an officer cancels"
+    )
+
+TERMINAL = frozenset({S.REJECTED, S.FAILED, S.WITHHELD, S.RELEASED, S.CANCELLED})
+
+
+class TransitionError(Exception):
+    """The move is not in the table, or this actor may not make it."""
+
+
+def actor_kinds(job, by):
+    """The actor kinds that `by` can act as on this job."""
+    from portal import permissions
+
+    if by is None or isinstance(by, audit.Actor):
+        return {SYSTEM}
+    if getattr(by, "is_agent", False):
+        return {AGENT} if by.tre_id == job.tre_id else set()
+    kinds = set()
+    if not getattr(by, "is_authenticated", False):
+        return kinds
+    project = job.request.project
+    if job.request.submitter_id == by.pk or permissions.is_project_member(by, project):
+        kinds.add(RESEARCHER)
+    else:
+        # Separation of duties: members of the project never act as its officers or checkers.
+        if permissions.can_govern_tre(by, job.tre):
+            kinds.add(OFFICER)
+        if permissions.can_check_outputs_at(by, job.tre):
+            kinds.add(CHECKER)
+    return kinds
+
+
+def check_transition(job, to_state, *, by):
+    """Raise TransitionError (bad move) or PermissionDenied (wrong person); return the Move."""
+    move = TRANSITIONS.get((job.status, to_state))
+    if move is None:
+        raise TransitionError(
+            f"A job that is {Job.Status(job.status).label.lower()} cannot become {Job.Status(to_state).label.lower()}."
+        )
+    if not (actor_kinds(job, by) & move.actors):
+        raise PermissionDenied(f"You may not move this job to {Job.Status(to_state).label.lower()}.")
+    return move
+
+
+def can_transition(job, to_state, *, by):
+    try:
+        check_transition(job, to_state, by=by)
+    except (TransitionError, PermissionDenied):
+        return False
+    return True
+
+
+def transition(job, to_state, *, by, message="", extra=None):
+    """Move the job, writing the change and its audit event in one transaction. Returns the job."""
+    with transaction.atomic():
+        locked = Job.objects.select_for_update().select_related("request__project", "tre").get(pk=job.pk)
+        if locked.status == to_state:
+            return locked  # the same move twice (a double submission) is harmless
+        move = check_transition(locked, to_state, by=by)
+        before = locked.status
+        locked.status = to_state
+        locked.status_changed_at = timezone.now()
+        update = ["status", "status_changed_at"]
+        if to_state == S.SUSPENDED:
+            locked.suspended_from, locked.suspended_reason = before, message
+            update += ["suspended_from", "suspended_reason"]
+        elif before == S.SUSPENDED:
+            locked.suspended_from, locked.suspended_reason = "", ""
+            update += ["suspended_from", "suspended_reason"]
+        locked._transition_in_progress = True
+        try:
+            locked.save(update_fields=update)
+        finally:
+            locked._transition_in_progress = False
+        audit.record(
+            move.event,
+            by=by,
+            obj=locked,
+            before={"status": before},
+            after={"status": to_state, **(extra or {})},
+            message=message,
+            tre=locked.tre,
+            project=locked.request.project,
+        )
+    job.__dict__.update(
+        {k: getattr(locked, k) for k in ("status", "status_changed_at", "suspended_from", "suspended_reason")}
+    )
+    job._loaded_status = locked.status
+    return locked
