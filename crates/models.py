@@ -205,3 +205,104 @@ class Job(models.Model):
         instance = super().from_db(db, field_names, values)
         instance._loaded_status = instance.__dict__.get("status")
         return instance
+
+
+class Agent(models.Model):
+    """A TRE agent: software inside one TRE that pulls its jobs. Agents are not users.
+
+    Only the SHA-256 of its token is stored; the token is shown once when issued or rotated.
+    """
+
+    TOKEN_PREFIX = "fsa_"
+
+    tre = models.ForeignKey(TRE, on_delete=models.PROTECT, related_name="agents")
+    name = models.CharField(max_length=100)
+    token_prefix = models.CharField(max_length=12)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    rotated_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    version = models.CharField(max_length=100, blank=True, help_text="What the agent reports about itself.")
+
+    is_agent = True  # lets permission code tell agents from people
+
+    class Meta:
+        ordering = ["tre", "name"]
+        constraints = [models.UniqueConstraint(fields=["tre", "name"], name="agent_name_per_tre")]
+
+    def __str__(self):
+        return f"{self.name} ({self.tre.slug})"
+
+    @property
+    def is_authenticated(self):
+        return True
+
+    @property
+    def is_active(self):
+        return self.revoked_at is None
+
+    def audit_actor(self):
+        from portal.audit import Actor, AuditEvent
+
+        return Actor(AuditEvent.ActorKind.AGENT, str(self.pk), f"agent {self.name} at {self.tre.slug}")
+
+
+class JobLease(models.Model):
+    """The current claim on a job by an agent: its lease and fencing token.
+
+    Every claim increments `fencing_token`; status updates and uploads must carry the current one,
+    so an agent whose lease expired (and whose job was requeued) is refused.
+    """
+
+    job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="lease")
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, null=True, blank=True, related_name="leases")
+    fencing_token = models.PositiveBigIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_reason = models.TextField(blank=True)
+    message = models.TextField(blank=True, help_text="The agent's last status message or failure reason.")
+
+    def __str__(self):
+        return f"lease of job {self.job_id} (token {self.fencing_token})"
+
+
+class ResultUpload(models.Model):
+    """A results crate uploaded by an agent: invisible until its declared SHA-256 is verified."""
+
+    class Status(models.TextChoices):
+        RECEIVING = "receiving", "Receiving"
+        VERIFIED = "verified", "Verified"
+        REJECTED = "rejected", "Rejected"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="result_uploads")
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="uploads")
+    idempotency_key = models.CharField(max_length=200)
+    fencing_token = models.PositiveBigIntegerField()
+    declared_sha256 = models.CharField(max_length=64)
+    sha256 = models.CharField(max_length=64, blank=True)
+    size = models.PositiveBigIntegerField(default=0)
+    file = models.FileField(upload_to="results/", max_length=300, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RECEIVING)
+    message = models.TextField(blank=True)
+    metadata = models.JSONField(null=True, blank=True, help_text="The results crate's metadata once verified.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "idempotency_key"], name="upload_idempotency_key_per_job"),
+            models.UniqueConstraint(
+                fields=["job"], condition=Q(status="verified"), name="one_verified_result_per_job"
+            ),
+        ]
+
+    def __str__(self):
+        return f"results of job {self.job_id} ({self.status})"

@@ -72,6 +72,7 @@ urlpatterns = [
     path("audit/verify/", people.audit_verify, name="audit_verify"),
     re_path(r"^audit/export\.(?P<fmt>csv|json)$", people.audit_export, name="audit_export"),
     path("", include("crates.urls")),
+    path("", include("crates.agent_pages_urls")),
     # Accounts, API, admin
     path("accounts/", include("allauth.urls")),
     path("api/", include("portal.api.urls")),

@@ -1,0 +1,3 @@
+"""URLs of the pages where a TRE's officers manage its agents."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""URLs of the TRE-agent API (/api/v1/agent/) and of the agent management pages."""
+
+urlpatterns: list = []
