@@ -8,6 +8,5 @@ urlpatterns = [
     path("requests/build/", views.request_build, name="request_build"),
     path("requests/<int:pk>/", views.request_detail, name="request_detail"),
     path("requests/<int:pk>/resubmit/", views.request_resubmit, name="request_resubmit"),
-    path("jobs/<int:pk>/", views.job_detail, name="job_detail"),
     path("jobs/<int:pk>/crate.zip", views.job_crate, name="job_crate"),
 ]

@@ -179,9 +179,3 @@ def job_crate(request, pk):
     response._resource_closers.append(lambda: shutil.rmtree(scratch, ignore_errors=True))
     return response
 
-
-@login_required
-def job_detail(request, pk):
-    job = get_object_or_404(Job.objects.select_related("request__project", "tre", "version"), pk=pk)
-    services.check_view_request(request.user, job.request)
-    return render(request, "crates/job_detail.html", {"job": job, "req": job.request})

@@ -14,6 +14,7 @@ def portal(request):
             "is_checker": permissions.is_checker(user),
             "is_auditor": permissions.can_view_audit(user),
             "is_admin": permissions.is_admin(user),
+            "unread": user.notifications.filter(read_at__isnull=True).count(),
         }
         if signed_in
         else {},

@@ -71,6 +71,7 @@ urlpatterns = [
     path("audit/", people.audit_list, name="audit_list"),
     path("audit/verify/", people.audit_verify, name="audit_verify"),
     re_path(r"^audit/export\.(?P<fmt>csv|json)$", people.audit_export, name="audit_export"),
+    path("", include("reviews.urls")),
     path("", include("crates.urls")),
     path("", include("crates.agent_pages_urls")),
     # Accounts, API, admin

@@ -75,3 +75,12 @@ def status_tag(status, label=None):
 @register.filter
 def can_govern(user, tre):
     return permissions.can_govern_tre(user, tre)
+
+
+@register.filter
+def get_item(mapping, key):
+    """mapping[key] in a template, or None."""
+    try:
+        return mapping.get(key)
+    except AttributeError:
+        return None

@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -55,7 +55,11 @@ def dashboard(request):
     }
     governed = permissions.tres_governed_by(user)
     if governed.exists():
-        tres = list(governed)
+        tres = list(
+            governed.annotate(
+                jobs_waiting=Count("jobs", filter=Q(jobs__status__in=["awaiting_review", "in_review"]))
+            )
+        )
         context["officer"] = {
             "tres": tres,
             "project_approvals": ProjectApproval.objects.filter(
