@@ -213,7 +213,7 @@ class Agent(models.Model):
     Only the SHA-256 of its token is stored; the token is shown once when issued or rotated.
     """
 
-    TOKEN_PREFIX = "fsa_"
+    TOKEN_PREFIX = "fsa_"  # noqa: S105  (a public marker, not a secret)
 
     tre = models.ForeignKey(TRE, on_delete=models.PROTECT, related_name="agents")
     name = models.CharField(max_length=100)
@@ -291,7 +291,9 @@ class ResultUpload(models.Model):
     file = models.FileField(upload_to="results/", max_length=300, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.RECEIVING)
     message = models.TextField(blank=True)
-    metadata = models.JSONField(null=True, blank=True, help_text="The results crate's metadata once verified.")
+    metadata = models.JSONField(
+        null=True, blank=True, help_text="The results crate's metadata once verified."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     verified_at = models.DateTimeField(null=True, blank=True)
 

@@ -44,6 +44,17 @@ def snapshot(obj, fields=None):
     return data
 
 
+def standing_changed():
+    """After a change that can block or unblock jobs, re-check suspensions once the change commits."""
+
+    def enqueue():
+        from django_q.tasks import async_task
+
+        async_task("reviews.tasks.sweep_suspensions", task_name="sweep-suspensions")
+
+    transaction.on_commit(enqueue)
+
+
 # --- Roles -----------------------------------------------------------------------------
 
 
@@ -122,6 +133,7 @@ def pause_tre(tre, *, by, reason):
     tre.paused, tre.paused_reason, tre.paused_at = True, reason.strip(), timezone.now()
     tre.save(update_fields=["paused", "paused_reason", "paused_at"])
     audit.record("tre.paused", by=by, obj=tre, after={"reason": tre.paused_reason}, tre=tre)
+    standing_changed()
     return tre
 
 
@@ -135,6 +147,7 @@ def resume_tre(tre, *, by):
     tre.paused, tre.paused_reason, tre.paused_at = False, "", None
     tre.save(update_fields=["paused", "paused_reason", "paused_at"])
     audit.record("tre.resumed", by=by, obj=tre, before=before, tre=tre)
+    standing_changed()
     return tre
 
 
@@ -243,6 +256,7 @@ def decide_project(approval, decision, rationale="", *, by):
     permissions.check_not_conflicted(by, approval.project)
     project = approval.project
     _decide(approval, decision, rationale, by=by, verb="project", project=project, tre=approval.tre)
+    standing_changed()
     if decision == Decision.APPROVED and project.status == Project.Status.DRAFT:
         project.status = Project.Status.ACTIVE
         project.save(update_fields=["status"])
@@ -365,6 +379,7 @@ def decide_membership(approval, decision, rationale="", *, by):
         approval, decision, rationale, by=by, verb="membership", project=membership.project, tre=approval.tre
     )
     _refresh_membership_status(membership)
+    standing_changed()
     return approval
 
 
@@ -398,6 +413,8 @@ def lapse_expired_memberships(*, today=None):
             project=membership.project,
         )
         lapsed.append(membership)
+    if lapsed:
+        standing_changed()
     return lapsed
 
 
@@ -488,6 +505,7 @@ def change_agreement_status(agreement, action, *, by, reason=""):
         tre=agreement.tre,
         project=agreement.project,
     )
+    standing_changed()
     return agreement
 
 

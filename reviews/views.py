@@ -41,9 +41,10 @@ def review_queue(request, slug):
     if request.GET.get("project"):
         jobs = jobs.filter(request__project__identifier=request.GET["project"])
     counts = dict(
-        Job.objects.filter(tre=tre, status__in=QUEUE_STATES).values_list("status").annotate(n=Count("pk")).values_list(
-            "status", "n"
-        )
+        Job.objects.filter(tre=tre, status__in=QUEUE_STATES)
+        .values_list("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
     )
     return render(
         request,
@@ -102,7 +103,9 @@ def _job_context(request, job):
                 "label": Step(step).label,
                 "decision": decision,
                 "evidence": decision.evidence if decision and step != Step.SIGN_OFF else live.get(step),
-                "clear": evidence.is_clear(decision.evidence if decision and step != Step.SIGN_OFF else live.get(step, [])),
+                "clear": evidence.is_clear(
+                    decision.evidence if decision and step != Step.SIGN_OFF else live.get(step, [])
+                ),
                 "can_decide": is_officer and job.status == S.IN_REVIEW and decision is None,
             }
         )
@@ -192,7 +195,10 @@ def job_decide(request, pk, step):
 def job_cancel(request, pk):
     job = _get_job(request.user, pk)
     return _act(
-        request, job, lambda: services.cancel(job, by=request.user, reason=request.POST.get("reason", "")), "Cancelled."
+        request,
+        job,
+        lambda: services.cancel(job, by=request.user, reason=request.POST.get("reason", "")),
+        "Cancelled.",
     )
 
 
@@ -201,7 +207,10 @@ def job_cancel(request, pk):
 def job_message(request, pk):
     job = _get_job(request.user, pk)
     return _act(
-        request, job, lambda: services.post_message(job, request.POST.get("body", ""), by=request.user), "Message sent."
+        request,
+        job,
+        lambda: services.post_message(job, request.POST.get("body", ""), by=request.user),
+        "Message sent.",
     )
 
 
@@ -216,7 +225,9 @@ def job_certificate(request, pk):
     context["generated_by"] = request.user
     html = render_to_string("reviews/certificate.html", context)
     pdf = HTML(string=html).write_pdf()
-    audit.record("job.certificate_downloaded", by=request.user, obj=job, tre=job.tre, project=job.request.project)
+    audit.record(
+        "job.certificate_downloaded", by=request.user, obj=job, tre=job.tre, project=job.request.project
+    )
     response = HttpResponse(pdf, content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="decision-certificate-job-{job.pk}.pdf"'
     return response
@@ -242,7 +253,9 @@ def notification_list(request):
     prefs = request.user.profile.notification_preferences or {}
     if request.method == "POST":
         chosen = set(request.POST.getlist("email"))
-        request.user.profile.notification_preferences = {kind: kind in chosen for kind in Notification.Kind.values}
+        request.user.profile.notification_preferences = {
+            kind: kind in chosen for kind in Notification.Kind.values
+        }
         request.user.profile.save(update_fields=["notification_preferences"])
         audit.record(
             "profile.notifications_changed",
@@ -268,4 +281,3 @@ def notification_list(request):
 def notifications_read(request):
     Notification.objects.filter(recipient=request.user, read_at__isnull=True).update(read_at=timezone.now())
     return redirect("notification_list")
-

@@ -167,3 +167,23 @@ def crate_zip(tmp_path, registry):
         datasets=[(dataset.identifier, dataset.name)],
     )
     return cratekit.make_crate_zip(tmp_path / "request.zip", metadata, cratekit.input_files())
+
+
+@pytest.fixture
+def new_job(registry, alice, olivia, tre_a, crate_zip, django_capture_on_commit_callbacks):
+    """A factory: a fresh job at TRE A, moved to any state through the real transitions."""
+    from tests import builders
+
+    def make(state="awaiting_review", title="A request"):
+        request = builders.submit(
+            researcher=alice,
+            project=registry["project"],
+            tres=[tre_a],
+            crate_zip=crate_zip,
+            capture=django_capture_on_commit_callbacks,
+            title=title,
+        )
+        job = request.jobs.get()
+        return builders.walk(job, state, officer=olivia, researcher=alice)
+
+    return make

@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from crates import api as crates_api
 from portal.api import views
+from reviews import api as reviews_api
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -12,6 +13,12 @@ urlpatterns = [
     path("v1/projects/", views.ProjectList.as_view(), name="api_project_list"),
     path("v1/projects/<str:identifier>/", views.ProjectDetail.as_view(), name="api_project_detail"),
     path("v1/agent/", include("crates.agent_urls")),
+    path("v1/reviews/", reviews_api.ReviewQueue.as_view(), name="api_review_queue"),
+    path("v1/jobs/<int:pk>/", reviews_api.JobDetail.as_view(), name="api_job_detail"),
+    path("v1/jobs/<int:pk>/start/", reviews_api.StartReview.as_view(), name="api_job_start"),
+    path("v1/jobs/<int:pk>/decisions/", reviews_api.Decide.as_view(), name="api_job_decide"),
+    path("v1/jobs/<int:pk>/messages/", reviews_api.PostMessage.as_view(), name="api_job_message"),
+    path("v1/jobs/<int:pk>/cancel/", reviews_api.Cancel.as_view(), name="api_job_cancel"),
     path("v1/requests/", crates_api.RequestListCreate.as_view(), name="api_request_list"),
     path("v1/requests/<int:pk>/", crates_api.RequestDetail.as_view(), name="api_request_detail"),
     path("v1/requests/<int:pk>/versions/", crates_api.RequestResubmit.as_view(), name="api_request_resubmit"),

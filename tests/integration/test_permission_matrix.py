@@ -10,7 +10,7 @@ ALLOW, DENY, LOGIN = "allow", "deny", "login"
 CAST = ["anonymous", "alice", "bob", "olivia", "oscar", "cam", "audrey", "pat", "admin_user"]
 
 
-def _pages(project, agreement, tre_a, alice):
+def _pages(project, agreement, tre_a, alice, job=None):
     """(name, url, {role: expectation}); roles not named get `default`."""
     return [
         ("home", reverse("home"), {"default": ALLOW}),
@@ -138,7 +138,97 @@ def _pages(project, agreement, tre_a, alice):
         ("api me", reverse("api_me"), {"default": ALLOW, "anonymous": DENY}),
         ("api projects", reverse("api_project_list"), {"default": ALLOW, "anonymous": DENY}),
         ("admin", "/admin/", {"default": LOGIN, "admin_user": ALLOW}),
-    ]
+        ("requests", reverse("request_list"), {"default": ALLOW, "anonymous": LOGIN}),
+        (
+            "request create",
+            reverse("request_create"),
+            {"default": ALLOW, "anonymous": LOGIN},  # the form lists only projects one may submit to
+        ),
+        ("notifications", reverse("notification_list"), {"default": ALLOW, "anonymous": LOGIN}),
+        ("suspended jobs", reverse("suspended_jobs"), {"default": ALLOW, "anonymous": LOGIN}),
+        (
+            "review queue",
+            reverse("review_queue", args=[tre_a.slug]),
+            {"default": DENY, "anonymous": LOGIN, "olivia": ALLOW},
+        ),
+        ("api review queue", reverse("api_review_queue"), {"default": ALLOW, "anonymous": DENY}),
+        ("api requests", reverse("api_request_list"), {"default": ALLOW, "anonymous": DENY}),
+    ] + (
+        []
+        if job is None
+        else [
+            (
+                "request detail",
+                reverse("request_detail", args=[job.request_id]),
+                {
+                    "default": DENY,
+                    "anonymous": LOGIN,
+                    "alice": ALLOW,
+                    "bob": ALLOW,
+                    "olivia": ALLOW,
+                    "cam": ALLOW,
+                    "audrey": ALLOW,
+                    "admin_user": ALLOW,
+                },
+            ),
+            (
+                "job detail",
+                reverse("job_detail", args=[job.pk]),
+                {
+                    "default": DENY,
+                    "anonymous": LOGIN,
+                    "alice": ALLOW,
+                    "bob": ALLOW,
+                    "olivia": ALLOW,
+                    "cam": ALLOW,
+                    "audrey": ALLOW,
+                    "admin_user": ALLOW,
+                },
+            ),
+            (
+                "job certificate",
+                reverse("job_certificate", args=[job.pk]),
+                {
+                    "default": DENY,
+                    "anonymous": LOGIN,
+                    "alice": ALLOW,
+                    "bob": ALLOW,
+                    "olivia": ALLOW,
+                    "cam": ALLOW,
+                    "audrey": ALLOW,
+                    "admin_user": ALLOW,
+                },
+            ),
+            (
+                "job crate",
+                reverse("job_crate", args=[job.pk]),
+                {
+                    "default": DENY,
+                    "anonymous": LOGIN,
+                    "alice": ALLOW,
+                    "bob": ALLOW,
+                    "olivia": ALLOW,
+                    "cam": ALLOW,
+                    "audrey": ALLOW,
+                    "admin_user": ALLOW,
+                },
+            ),
+            (
+                "api job detail",
+                reverse("api_job_detail", args=[job.pk]),
+                {
+                    "default": DENY,
+                    "anonymous": DENY,
+                    "alice": ALLOW,
+                    "bob": ALLOW,
+                    "olivia": ALLOW,
+                    "cam": ALLOW,
+                    "audrey": ALLOW,
+                    "admin_user": ALLOW,
+                },
+            ),
+        ]
+    )
 
 
 @pytest.fixture
@@ -168,17 +258,21 @@ def _outcome(response):
     return f"unexpected {response.status_code} {getattr(response, 'url', '')}"
 
 
-def test_every_role_against_every_page(client, everyone, project, tre_a):
+def test_every_role_against_every_page(client, everyone, new_job, tre_a):
+    job = new_job()
+    project = job.request.project
     agreement = project.agreements.get()
     alice = everyone["alice"]
     failures = []
-    for name, url, expected in _pages(project, agreement, tre_a, alice):
+    for name, url, expected in _pages(project, agreement, tre_a, alice, job):
         for role in CAST:
             client.logout()
             if everyone[role] is not None:
                 client.force_login(everyone[role])
             want = expected.get(role, expected["default"])
-            got = _outcome(client.get(url))
+            response = client.get(url)
+            got = _outcome(response)
+            response.close()  # streamed downloads hold their file open until closed
             if got != want:
                 failures.append(f"{role:10} {name:20} expected {want}, got {got}")
     assert not failures, "\n".join(failures)

@@ -1,0 +1,207 @@
+"""REST API for reviews: officers' queues, evidence and decisions; messages and cancellation for both sides."""
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import PermissionDenied as DRFPermissionDenied
+from rest_framework.exceptions import ValidationError as DRFValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from crates import services as crate_services
+from crates.models import Job
+from portal import permissions
+from portal.api.views import PersonAPIMixin
+from reviews import evidence, services
+from reviews.models import Message, Outcome, Step, StepDecision
+from reviews.transitions import OFFICER, TransitionError, actor_kinds
+
+
+class FindingSerializer(serializers.Serializer):
+    check = serializers.CharField()
+    ok = serializers.BooleanField()
+    message = serializers.CharField()
+
+
+class DecisionSerializer(serializers.ModelSerializer):
+    decided_by = serializers.EmailField(source="decided_by.email")
+    version = serializers.IntegerField(source="version.number")
+
+    class Meta:
+        model = StepDecision
+        fields = ["step", "outcome", "rationale", "evidence", "decided_by", "decided_at", "version"]
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    author = serializers.EmailField(source="author.email", read_only=True)
+
+    class Meta:
+        model = Message
+        fields = ["id", "author", "body", "created_at"]
+        read_only_fields = ["id", "author", "created_at"]
+
+
+class JobSummarySerializer(serializers.ModelSerializer):
+    tre = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    request = serializers.IntegerField(source="request_id")
+    title = serializers.CharField(source="request.title")
+    project = serializers.CharField(source="request.project.identifier")
+    submitter = serializers.EmailField(source="request.submitter.email")
+    version = serializers.IntegerField(source="version.number")
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "request",
+            "title",
+            "project",
+            "submitter",
+            "tre",
+            "status",
+            "status_changed_at",
+            "version",
+        ]
+
+
+class JobDetailSerializer(JobSummarySerializer):
+    suspended_reason = serializers.CharField()
+    summary = serializers.JSONField(source="version.summary")
+    decisions = serializers.SerializerMethodField()
+    evidence = serializers.SerializerMethodField()
+    messages = MessageSerializer(many=True, read_only=True)
+
+    class Meta(JobSummarySerializer.Meta):
+        fields = [
+            *JobSummarySerializer.Meta.fields,
+            "suspended_reason",
+            "summary",
+            "decisions",
+            "evidence",
+            "messages",
+        ]
+
+    def get_decisions(self, job) -> list[dict]:
+        return DecisionSerializer(job.decisions.select_related("decided_by", "version"), many=True).data
+
+    def get_evidence(self, job) -> dict:
+        """Live evidence per step, for the TRE's officers while the job is in review."""
+        user = self.context["request"].user
+        if OFFICER not in actor_kinds(job, user) or job.status != Job.Status.IN_REVIEW:
+            return {}
+        return evidence.all_evidence(job)
+
+
+class DecideSerializer(serializers.Serializer):
+    step = serializers.ChoiceField(choices=Step.choices)
+    outcome = serializers.ChoiceField(choices=Outcome.choices)
+    rationale = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField()
+
+
+def _run(call):
+    try:
+        return call()
+    except PermissionDenied as exc:
+        raise DRFPermissionDenied(str(exc)) from exc
+    except ValidationError as exc:
+        raise DRFValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
+        ) from exc
+    except (services.ReviewError, TransitionError) as exc:
+        raise DRFValidationError({"detail": str(exc)}) from exc
+
+
+def _jobs_for(user):
+    return Job.objects.filter(request__in=crate_services.visible_requests(user)).select_related(
+        "tre", "request__project", "request__submitter", "version"
+    )
+
+
+class ReviewQueue(PersonAPIMixin, generics.ListAPIView):
+    """Jobs at the TREs this officer governs, oldest first."""
+
+    serializer_class = JobSummarySerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("tre", str, description="Only this TRE (slug)"),
+            OpenApiParameter("status", str, description="Only jobs in this status"),
+        ]
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        jobs = Job.objects.filter(tre__in=permissions.tres_governed_by(self.request.user)).select_related(
+            "tre", "request__project", "request__submitter", "version"
+        )
+        if self.request.query_params.get("tre"):
+            jobs = jobs.filter(tre__slug=self.request.query_params["tre"])
+        wanted = self.request.query_params.get("status")
+        jobs = (
+            jobs.filter(status=wanted) if wanted else jobs.filter(status__in=["awaiting_review", "in_review"])
+        )
+        return jobs.order_by("status_changed_at")
+
+
+class JobDetail(PersonAPIMixin, generics.RetrieveAPIView):
+    serializer_class = JobDetailSerializer
+
+    def get_queryset(self):
+        return _jobs_for(self.request.user).prefetch_related("messages__author")
+
+
+class JobActionMixin(PersonAPIMixin):
+    def job(self, pk):
+        return generics.get_object_or_404(_jobs_for(self.request.user), pk=pk)
+
+    def done(self, job):
+        job.refresh_from_db()
+        return Response(JobDetailSerializer(job, context={"request": self.request}).data)
+
+
+class StartReview(JobActionMixin, APIView):
+    @extend_schema(request=None, responses=JobDetailSerializer, summary="Start the review of a job")
+    def post(self, request, pk):
+        job = self.job(pk)
+        _run(lambda: services.start_review(job, by=request.user))
+        return self.done(job)
+
+
+class Decide(JobActionMixin, APIView):
+    @extend_schema(request=DecideSerializer, responses=JobDetailSerializer, summary="Decide one review step")
+    def post(self, request, pk):
+        job = self.job(pk)
+        incoming = DecideSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        _run(
+            lambda: services.decide_step(
+                job, data["step"], data["outcome"], data["rationale"], by=request.user
+            )
+        )
+        return self.done(job)
+
+
+class PostMessage(JobActionMixin, APIView):
+    @extend_schema(request=MessageSerializer, responses={201: MessageSerializer}, summary="Write on a job")
+    def post(self, request, pk):
+        job = self.job(pk)
+        incoming = MessageSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        message = _run(lambda: services.post_message(job, incoming.validated_data["body"], by=request.user))
+        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+
+
+class Cancel(JobActionMixin, APIView):
+    @extend_schema(request=ReasonSerializer, responses=JobDetailSerializer, summary="Cancel a job")
+    def post(self, request, pk):
+        job = self.job(pk)
+        incoming = ReasonSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        _run(lambda: services.cancel(job, by=request.user, reason=incoming.validated_data["reason"]))
+        return self.done(job)

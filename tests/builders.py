@@ -1,0 +1,131 @@
+"""Reach any job state through the real services and transitions (never by writing `status`)."""
+
+import json
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from crates import services as crate_services
+from crates.models import Agent, Job
+from portal import audit
+from reviews import services as review_services
+from reviews.models import CHECK_STEPS, Step
+from reviews.transitions import transition
+
+S = Job.Status
+SYSTEM = audit.SYSTEM
+
+# The path from a fresh job to each state: (to_state, who) pairs, who being a key of `actors`.
+PATHS = {
+    S.AWAITING_REVIEW: [],
+    S.IN_REVIEW: ["start"],
+    S.CHANGES_REQUESTED: ["start", "changes"],
+    S.REJECTED: ["start", "reject"],
+    # Sign-off moves on to queued at once; tests that need to stop at approved make the move directly.
+    S.APPROVED: ["start", (S.APPROVED, "officer")],
+    S.QUEUED: ["start", "signoff"],
+    S.CLAIMED: ["start", "signoff", (S.CLAIMED, "agent")],
+    S.RUNNING: ["start", "signoff", (S.CLAIMED, "agent"), (S.RUNNING, "agent")],
+    S.FAILED: ["start", "signoff", (S.CLAIMED, "agent"), (S.RUNNING, "agent"), (S.FAILED, "agent")],
+    S.OUTPUTS_RETURNED: [
+        "start",
+        "signoff",
+        (S.CLAIMED, "agent"),
+        (S.RUNNING, "agent"),
+        (S.OUTPUTS_RETURNED, "agent"),
+    ],
+    S.OUTPUT_REVIEW: [
+        "start",
+        "signoff",
+        (S.CLAIMED, "agent"),
+        (S.RUNNING, "agent"),
+        (S.OUTPUTS_RETURNED, "agent"),
+        (S.OUTPUT_REVIEW, "system"),
+    ],
+    S.OUTPUT_CHANGES_REQUESTED: [
+        "start",
+        "signoff",
+        (S.CLAIMED, "agent"),
+        (S.RUNNING, "agent"),
+        (S.OUTPUTS_RETURNED, "agent"),
+        (S.OUTPUT_REVIEW, "system"),
+        (S.OUTPUT_CHANGES_REQUESTED, "system"),
+    ],
+    S.WITHHELD: [
+        "start",
+        "signoff",
+        (S.CLAIMED, "agent"),
+        (S.RUNNING, "agent"),
+        (S.OUTPUTS_RETURNED, "agent"),
+        (S.OUTPUT_REVIEW, "system"),
+        (S.WITHHELD, "system"),
+    ],
+    S.RELEASED: [
+        "start",
+        "signoff",
+        (S.CLAIMED, "agent"),
+        (S.RUNNING, "agent"),
+        (S.OUTPUTS_RETURNED, "agent"),
+        (S.OUTPUT_REVIEW, "system"),
+        (S.RELEASED, "system"),
+    ],
+    S.SUSPENDED: [(S.SUSPENDED, "system")],
+    S.CANCELLED: [(S.CANCELLED, "researcher")],
+}
+
+
+def submit(*, researcher, project, tres, crate_zip, capture, title="A request"):
+    """Submit a crate through the service and run its validation; returns the Request."""
+    upload = SimpleUploadedFile(crate_zip.name, crate_zip.read_bytes(), content_type="application/zip")
+    with capture(execute=True):
+        request = crate_services.submit_request(
+            by=researcher, project=project, tres=tres, title=title, upload=upload
+        )
+    version = request.versions.get()
+    assert version.status == "valid", json.dumps(version.validation_report, indent=1)
+    return request
+
+
+def agent_for(tre, by):
+    agent, _ = Agent.objects.get_or_create(
+        tre=tre,
+        name="test agent",
+        defaults={"token_prefix": "fsa_test", "token_hash": f"{tre.pk:064d}", "created_by": by},
+    )
+    return agent
+
+
+def approve_all_steps(job, officer):
+    review_services.start_review(job, by=officer)
+    for step in CHECK_STEPS:
+        review_services.decide_step(job, step, "approve", by=officer)
+    review_services.decide_step(job, Step.SIGN_OFF, "approve", "All five safes met.", by=officer)
+    job.refresh_from_db()
+    return job
+
+
+def walk(job, state, *, officer, researcher):
+    """Move `job` (awaiting review) to `state` along PATHS, as the right people."""
+    steps = PATHS[state]
+    actors = {
+        "agent": agent_for(job.tre, officer),
+        "system": SYSTEM,
+        "researcher": researcher,
+        "officer": officer,
+    }
+    for step in steps:
+        if step == "start":
+            review_services.start_review(job, by=officer)
+        elif step == "changes":
+            review_services.decide_step(job, Step.SAFE_DATA, "changes", "Name the dataset.", by=officer)
+        elif step == "reject":
+            review_services.decide_step(job, Step.SAFE_PEOPLE, "reject", "Not accredited.", by=officer)
+        elif step == "signoff":
+            for check in CHECK_STEPS:
+                review_services.decide_step(job, check, "approve", by=officer)
+            review_services.decide_step(job, Step.SIGN_OFF, "approve", by=officer)
+        else:
+            to_state, who = step
+            transition(job, to_state, by=actors[who], message=f"test: {who} moves to {to_state}")
+        job.refresh_from_db()
+    assert job.status == state, (job.status, state)
+    return job
