@@ -28,26 +28,30 @@ def build_for_request(
                 handle.write(chunk)
         input_paths.append(path)
     base = settings.PORTAL_BASE_URL.rstrip("/")
-    spec = builder.RequestSpec(
-        title=title,
-        description=description or title,
-        project_id=f"{base}{project.get_absolute_url()}",
-        project_identifier=project.identifier,
-        project_name=project.title,
-        identifier_scheme=settings.FEDERATION_NAME,
-        person_orcid=profile.orcid,
-        person_name=profile.name,
-        affiliation_id=(profile.affiliation.ror_id or profile.affiliation.website)
-        if profile.affiliation
-        else None,
-        affiliation_name=profile.affiliation.name if profile.affiliation else None,
-        workflow_id=workflow.workflow_id,
-        workflow_version=workflow.version,
-        workflow_name=workflow.name,
-        workflow_sha256=workflow.sha256,
-        parameters=list(parameters),
-        input_files=input_paths,
-        datasets=[(d.identifier, d.name) for d in datasets],
-        tres=[(f"{base}{t.get_absolute_url()}", t.name) for t in tres],
-    )
-    return builder.build_request_crate(spec, Path(scratch) / "request.zip")
+    workflow_id = workflow.workflow_id
+    if "version=" not in workflow_id:
+        workflow_id += ("&" if "?" in workflow_id else "?") + f"version={workflow.version}"
+    try:
+        spec = builder.RequestSpec(
+            title=title,
+            description=description or title,
+            project_identifier=project.identifier,
+            project_name=project.title,
+            person_name=profile.name,
+            person_orcid=f"https://orcid.org/{profile.orcid}",
+            affiliation_name=profile.affiliation.name if profile.affiliation else "Unaffiliated",
+            affiliation_id=(profile.affiliation.ror_id or profile.affiliation.website or None)
+            if profile.affiliation
+            else None,
+            workflow_id=workflow_id,
+            workflow_version=workflow.version,
+            workflow_name=workflow.name,
+            workflow_distribution=f"{base}/api/v1/agent/workflows/{workflow.pk}/crate",
+            parameters=[builder.InputParameter(name, value) for name, value in parameters],
+            input_files=[builder.InputFile(path) for path in input_paths],
+            datasets=[d.identifier for d in datasets],
+            target_tres=[builder.TargetTre(t.name, f"{base}{t.get_absolute_url()}") for t in tres],
+        )
+        return builder.build_request_crate(spec, Path(scratch) / "request.zip").path
+    except ValueError as exc:
+        raise ValidationError(f"The crate could not be built: {exc}") from exc

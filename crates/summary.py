@@ -115,9 +115,24 @@ def summarise(doc):
         if "PropertyValue" in types:
             entry["value"] = _text(item.get("value"))
         if "Dataset" in types and item.get("@id") != workflow.get("@id"):
-            datasets.append({"id": item.get("@id", ""), "name": entry["name"]})
+            identifier = (
+                item.get("identifier") if isinstance(item.get("identifier"), str) else item.get("@id", "")
+            )
+            datasets.append({"id": identifier, "name": entry["name"]})
         else:
             inputs.append(entry)
+    # Datasets may also be named from the root (the portal's own builder does this).
+    named = {d["id"] for d in datasets}
+    for entity in graph.refs(root, "mentions"):
+        if "Dataset" in _types(entity) and entity.get("@id") != workflow.get("@id"):
+            identifier = (
+                entity.get("identifier")
+                if isinstance(entity.get("identifier"), str)
+                else entity.get("@id", "")
+            )
+            if identifier not in named:
+                datasets.append({"id": identifier, "name": _text(entity.get("name")) or identifier})
+                named.add(identifier)
     identifiers = []
     for ident in _as_list(project.get("identifier")):
         entity = graph.get(ident) if _id_of(ident) else {}

@@ -269,3 +269,65 @@ def test_export_crate_writes_the_jobs_crate(
     assert info.external_identifier == request.versions.get().external_identifier
     exported = json.loads((bag / "data" / "ro-crate-metadata.json").read_text())
     assert exported == Job.objects.get().metadata
+
+
+def test_researcher_builds_a_request_from_the_form(
+    client, alice, tre_a, registry, django_capture_on_commit_callbacks
+):
+    client.force_login(alice)
+    page = client.get(reverse("request_build")).content.decode()
+    assert registry["workflow"].name in page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("request_build"),
+            {
+                "project": registry["project"].pk,
+                "tres": [tre_a.pk],
+                "title": "Built in the portal",
+                "workflow": registry["workflow"].pk,
+                "datasets": [registry["dataset"].pk],
+                "parameters": "min_age=18\nfast_mode=true",
+                "inputs": [SimpleUploadedFile("codes.txt", b"E11\nE12\n")],
+            },
+        )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    version = RequestVersion.objects.get()
+    assert version.status == "valid", version.validation_report
+    summary = version.summary
+    assert summary["workflow"]["version"] == "1"
+    assert {i["name"]: i.get("value") for i in summary["inputs"]}["min_age"] == "18"
+    assert [d["id"] for d in summary["datasets"]] == [registry["dataset"].identifier]
+    assert all(f["ok"] for f in version.crosscheck["findings"]), version.crosscheck
+    assert Job.objects.get().status == "awaiting_review"
+
+
+def test_builder_needs_an_orcid(client, alice, tre_a, registry):
+    alice.profile.orcid = ""
+    alice.profile.save()
+    client.force_login(alice)
+    response = client.post(
+        reverse("request_build"),
+        {
+            "project": registry["project"].pk,
+            "tres": [tre_a.pk],
+            "title": "x",
+            "workflow": registry["workflow"].pk,
+        },
+    )
+    assert "Add your ORCID iD" in response.content.decode()
+    assert not Request.objects.exists()
+
+
+def test_builder_refuses_malformed_parameters(client, alice, tre_a, registry):
+    client.force_login(alice)
+    response = client.post(
+        reverse("request_build"),
+        {
+            "project": registry["project"].pk,
+            "tres": [tre_a.pk],
+            "title": "x",
+            "workflow": registry["workflow"].pk,
+            "parameters": "no equals sign here",
+        },
+    )
+    assert "Line 1 is not name=value" in response.content.decode()
