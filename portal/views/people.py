@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from portal import audit, permissions, services
+from portal import audit, permissions, roles, services
 from portal.forms import AccreditationForm, AuditFilterForm, ProfileForm, TokenForm
 from portal.models import (
     Accreditation,
@@ -81,6 +81,7 @@ def dashboard(request):
             ).select_related("project", "tre"),
         }
     context["is_auditor"] = permissions.can_view_audit(user)
+    context["is_researcher"] = permissions.has_role(user, roles.RESEARCHER)
     return render(request, "portal/dashboard.html", context)
 
 
