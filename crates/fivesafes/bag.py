@@ -35,13 +35,15 @@ _EXTERNAL_ID_RE = re.compile(
 )
 _MANIFEST_RE = re.compile(r"^(tag)?manifest-([A-Za-z0-9]+)\.txt$")
 _HASH_CHUNK = 1024 * 1024
+_EXAMPLE_ID = "urn:uuid:9796155a-fe44-4614-89b8-71945f718ffb"
 
 
 @dataclass(frozen=True, slots=True)
 class BagInfo:
     """What :func:`verify_bag` established about a bag that passed.
 
-    ``has_tagmanifest`` is False when ``tagmanifest-sha512.txt`` is absent (allowed, but not advised).
+    ``algorithms`` are the checksum algorithms of its manifests, sorted; ``has_tagmanifest`` is False
+    when ``tagmanifest-sha512.txt`` is absent (allowed, but not advised).
     """
 
     path: Path
@@ -81,7 +83,8 @@ def verify_bag(bag_dir: str | Path) -> BagInfo:
     if version < (1, 0):
         raise CrateRefused(
             "bag.version",
-            f"The bag declares BagIt {'.'.join(map(str, version))}; Five Safes crates need BagIt 1.0 or later.",
+            f"The bag declares BagIt {'.'.join(map(str, version))}; Five Safes crates need BagIt 1.0 "
+            "or later.",
             "bagit.txt",
         )
     if not (bag_dir / MANIFEST).is_file():
@@ -111,7 +114,7 @@ def verify_bag(bag_dir: str | Path) -> BagInfo:
         external_identifier=external_id,
         uuid=uuid.UUID(_EXTERNAL_ID_RE.match(external_id).group(1)),  # type: ignore[union-attr]
         bagit_version=(version[0], version[1]),
-        algorithms=tuple(bag.algorithms),
+        algorithms=tuple(sorted(bag.algorithms)),
         payload_files=len(payload),
         payload_bytes=sum(path.stat().st_size for path in payload),
         has_tagmanifest=(bag_dir / TAGMANIFEST).is_file(),
@@ -137,7 +140,7 @@ def _external_identifier(info: dict[str, str | list[str]]) -> str:
     if value is None:
         raise CrateRefused(
             "bag.external_identifier_missing",
-            "bag-info.txt needs an External-Identifier such as urn:uuid:9796155a-fe44-4614-89b8-71945f718ffb.",
+            f"bag-info.txt needs an External-Identifier such as {_EXAMPLE_ID}.",
             "bag-info.txt",
         )
     if isinstance(value, list):
@@ -149,7 +152,7 @@ def _external_identifier(info: dict[str, str | list[str]]) -> str:
     if not _EXTERNAL_ID_RE.match(value):
         raise CrateRefused(
             "bag.external_identifier_invalid",
-            f"The External-Identifier {value!r} must be a UUID URN such as urn:uuid:9796155a-fe44-4614-89b8-71945f718ffb.",
+            f"The External-Identifier {value!r} must be a UUID URN such as {_EXAMPLE_ID}.",
             "bag-info.txt",
         )
     return value
@@ -162,8 +165,8 @@ def _validation_refusal(exc: bagit.BagValidationError) -> CrateRefused:
             payload = detail.path.startswith("data" + os.sep) or detail.path.startswith("data/")
             return CrateRefused(
                 "bag.checksum_mismatch" if payload else "bag.tag_checksum_mismatch",
-                f"The {detail.algorithm} checksum of {detail.path} does not match the bag's manifest: the file "
-                "was changed or damaged after the bag was made.",
+                f"The {detail.algorithm} checksum of {detail.path} does not match the bag's manifest: "
+                "the file was changed or damaged after the bag was made.",
                 detail.path,
             )
     for detail in details:

@@ -142,6 +142,8 @@ class RequestSpec:
                 raise ValueError(f"input file {input_file.path} does not exist")
         if any(not isinstance(d, str) or not d.strip() for d in self.datasets):
             raise ValueError("dataset identifiers must be non-empty strings")
+        if len(set(self.datasets)) != len(self.datasets):
+            raise ValueError("each dataset may be requested once")
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +238,10 @@ def _make_crate(spec: RequestSpec, run_id: str) -> ROCrate:
 
 
 def _add(crate: ROCrate, entity: Mapping[str, Any]) -> Any:
+    """Describe ``entity`` once: an organisation that is also a target TRE keeps its first description."""
+    existing = crate.get(entity["@id"])
+    if existing is not None:
+        return existing
     # ro-crate-py's add_jsonld pops "@id" from the dict it is given: hand it a copy.
     return crate.add_jsonld(dict(entity))
 
@@ -272,13 +278,13 @@ def _parameter_input(crate: ROCrate, parameter: InputParameter) -> Any:
     formal = crate.add_formal_parameter(
         name=parameter.name,
         additionalType=kind,
-        identifier=f"#param-{_slug(parameter.name)}",
+        identifier=_local_id("param", parameter.name),
         valueRequired=True,
     )
     return _add(
         crate,
         {
-            "@id": f"#input-{_slug(parameter.name)}",
+            "@id": _local_id("input", parameter.name),
             "@type": "PropertyValue",
             "name": parameter.name,
             "value": parameter.value,
@@ -290,7 +296,7 @@ def _parameter_input(crate: ROCrate, parameter: InputParameter) -> Any:
 def _file_input(crate: ROCrate, input_file: InputFile) -> Any:
     name = input_file.parameter_name
     formal = crate.add_formal_parameter(
-        name=name, additionalType="File", identifier=f"#param-{_slug(name)}", valueRequired=True
+        name=name, additionalType="File", identifier=_local_id("param", name), valueRequired=True
     )
     path = Path(input_file.path)
     properties: dict[str, Any] = {"name": name, "exampleOfWork": {"@id": formal.id}}
@@ -317,12 +323,8 @@ def _dataset(identifier: str) -> dict[str, Any]:
 
 
 def _local_id(kind: str, value: str) -> str:
+    """A ``#kind-<uuid5>`` id: stable for one value, distinct for distinct values (unlike slugs)."""
     return f"#{kind}-{uuid.uuid5(_ID_NAMESPACE, f'{kind}:{value}')}"
-
-
-def _slug(name: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")
-    return slug or str(uuid.uuid5(_ID_NAMESPACE, name))
 
 
 # -- reading the conventions back -------------------------------------------------------------------------

@@ -19,6 +19,7 @@ out of the graph. Depth is bounded, so hostile nesting cannot exhaust the stack.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -92,14 +93,16 @@ class Node:
     label: str
     types: set[str] = field(default_factory=set)
     props: dict[str, list[Term]] = field(default_factory=dict)
+    _members: dict[str, set[Term]] = field(default_factory=dict, repr=False)
 
     def values(self, prop: str) -> list[Term]:
         return self.props.get(prop, [])
 
     def add(self, prop: str, term: Term) -> None:
-        values = self.props.setdefault(prop, [])
-        if term not in values:
-            values.append(term)
+        members = self._members.setdefault(prop, set())
+        if term not in members:
+            members.add(term)
+            self.props.setdefault(prop, []).append(term)
 
 
 @dataclass(slots=True)
@@ -115,10 +118,9 @@ class _Context:
     vocab: str | None = None
     base: str = BASE
     language: str | None = None
-    rocrate_versions: list[str] = field(default_factory=list)
 
     def copy(self) -> _Context:
-        return _Context(dict(self.terms), self.vocab, self.base, self.language, list(self.rocrate_versions))
+        return _Context(dict(self.terms), self.vocab, self.base, self.language)
 
 
 class CrateGraph:
@@ -132,8 +134,6 @@ class CrateGraph:
     def __init__(self) -> None:
         self.nodes: dict[str, Node] = {}
         self.problems: list[Problem] = []
-        self.context: Any = None
-        self.rocrate_versions: list[str] = []
         self._context = _Context()
         self._inverse: dict[str, dict[str, list[Node]]] | None = None
 
@@ -165,9 +165,6 @@ class CrateGraph:
 
     def instances(self, cls: str) -> list[Node]:
         return [node for node in self.nodes.values() if cls in node.types]
-
-    def subjects_with(self, prop: str) -> list[Node]:
-        return [node for node in self.nodes.values() if prop in node.props]
 
     def objects_of(self, prop: str) -> list[Term]:
         """Every distinct value of ``prop`` across the graph, in document order."""
@@ -218,9 +215,7 @@ class _Reader:
         if not isinstance(document, Mapping):
             self.problem("ro-crate.document", "The metadata file must hold one JSON object.")
             return self.graph
-        self.graph.context = document.get("@context")
         context = self.context(document.get("@context"), _Context(), depth=1)
-        self.graph.rocrate_versions = context.rocrate_versions
         self.graph._context = context
         entries = document.get("@graph")
         if entries is None:
@@ -247,7 +242,7 @@ class _Reader:
         if not isinstance(entries, list):
             self.problem("ro-crate.graph", "@graph must be a list of entities.")
             return self.graph
-        seen_ids: dict[str, int] = {}
+        seen_ids: set[str] = set()
         for position, entry in enumerate(entries):
             if not isinstance(entry, Mapping):
                 self.problem(
@@ -256,7 +251,7 @@ class _Reader:
                 continue
             identifier = entry.get("@id")
             if isinstance(identifier, str):
-                key = _resolve(identifier, context.base)
+                key = _expand_id(identifier, context)
                 if key in seen_ids:
                     self.problem(
                         "ro-crate.duplicate_id",
@@ -264,7 +259,7 @@ class _Reader:
                         "merge the copies into one entity.",
                         identifier,
                     )
-                seen_ids[key] = position
+                seen_ids.add(key)
             self.node_object(entry, context, depth=2, parent=None, top_level=True)
         return self.graph
 
@@ -286,7 +281,6 @@ class _Reader:
         match = vocab.ANY_ROCRATE_CONTEXT_RE.match(url)
         if match:
             version = match.group(1)
-            context.rocrate_versions.append(version)
             for term, iri in vocab.ROCRATE_TERMS.items():
                 context.terms[term] = _TermDef(iri)
             for prefix, iri in vocab.ROCRATE_PREFIXES.items():
@@ -562,7 +556,9 @@ def _expand_id(value: str, context: _Context) -> str:
     return _resolve(value, context.base)
 
 
+@functools.lru_cache(maxsize=65536)
 def _resolve(identifier: str, base: str) -> str:
+    # Cached: urljoin dominates reading large crates, and the same ids recur as references.
     if identifier.startswith("_:") or _SCHEME_RE.match(identifier):
         return identifier
     try:

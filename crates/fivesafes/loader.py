@@ -28,7 +28,7 @@ __all__ = ["load_metadata", "parse_metadata", "validate_path"]
 _STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET_RE = re.compile(r"[\[\]{}]")
 # Refusals after which the metadata cannot be read safely (or at all): reported as refusals, not issues.
-_FATAL_BAG_CODES = frozenset({"bag.not_a_bag", "bag.symlink", "bag.special_file", "bag.metadata_missing"})
+_FATAL_BAG_CODES = frozenset({"bag.symlink", "bag.special_file", "bag.metadata_missing"})
 
 
 class _DuplicateKey(ValueError):
@@ -130,24 +130,25 @@ def validate_path(path: str | Path, limits: Limits | None = None) -> Report:
         return _validate_directory(path, limits)
     if path.suffix.lower() == ".zip" or zipfile.is_zipfile(path):
         with tempfile.TemporaryDirectory(prefix="crate-") as scratch:
-            bag_dir = extract_bag(path, scratch, limits)
-            return _validate_bag(bag_dir, limits)
+            return _validate_directory(extract_bag(path, scratch, limits), limits, zipped=True)
     return _with_packaging(load_metadata(path, limits=limits), [])
 
 
-def _validate_directory(path: Path, limits: Limits) -> Report:
+def _validate_directory(path: Path, limits: Limits, *, zipped: bool = False) -> Report:
+    """A bag, a payload folder without bagit.txt, or a plain crate folder (a ZIP must hold a bag)."""
     if (path / "bagit.txt").is_file():
         return _validate_bag(path, limits)
-    if (path / "ro-crate-metadata.json").is_file():
-        return _with_packaging(load_metadata(path / "ro-crate-metadata.json", limits=limits), [])
+    not_a_bag = Issue(
+        "bag.not_a_bag",
+        Severity.REQUIRED,
+        "The crate is not a BagIt bag: the folder has no bagit.txt.",
+        "bagit.txt",
+    )
     if (path / METADATA).is_file():
-        issue = Issue(
-            "bag.not_a_bag",
-            Severity.REQUIRED,
-            "The crate folder has data/ro-crate-metadata.json but no bagit.txt, so it is not a BagIt bag.",
-            "bagit.txt",
-        )
-        return _with_packaging(load_metadata(path / METADATA, limits=limits), [issue])
+        return _with_packaging(load_metadata(path / METADATA, limits=limits), [not_a_bag])
+    if (path / "ro-crate-metadata.json").is_file():
+        packaging = [not_a_bag] if zipped else []
+        return _with_packaging(load_metadata(path / "ro-crate-metadata.json", limits=limits), packaging)
     raise CrateRefused(
         "input.no_metadata",
         "The folder holds neither ro-crate-metadata.json nor a BagIt bag with data/ro-crate-metadata.json.",

@@ -290,10 +290,8 @@ def _is_web(text: str | None) -> bool:
     return text is not None and text.startswith(("http://", "https://"))
 
 
-def _show(term: Term) -> str:
-    if isinstance(term, Lit):
-        return term.lexical if len(term.lexical) <= 120 else term.lexical[:117] + "..."
-    return term.key
+def _shorten(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class _Validation:
@@ -323,15 +321,16 @@ class _Validation:
         value: Term | str | None = None,
     ) -> None:
         check_id = check if check in CHECKS else _P + check
-        shown = _show(value) if isinstance(value, Ref | Lit) else value
+        shown = self.show(value) if isinstance(value, Ref | Lit) else value
         key = (check_id, entity, message)
         if key in self._seen:
             return
         self._seen.add(key)
         self.issues.append(Issue(check_id, CHECKS[check_id].severity, message, entity, prop, shown))
 
-    def label(self, item: Node | Term) -> str:
-        return item.label if isinstance(item, Node) else self.g.label(item)
+    def show(self, term: Term) -> str:
+        """A value as people wrote it: the @id's own spelling, or a literal's (shortened) text."""
+        return _shorten(self.g.label(term))
 
     def is_a(self, term: Term, cls: str) -> bool:
         return cls in self.g.types(term)
@@ -405,7 +404,7 @@ class _Validation:
                     self.emit(
                         "12.1",
                         f"The metadata descriptor must declare RO-Crate 1.2 or later as {wanted}; "
-                        f"{_show(term)!r} is not that.",
+                        f"{self.show(term)!r} is not that.",
                         label,
                         "conformsTo",
                         term,
@@ -481,7 +480,6 @@ class _Validation:
 
     # -- requested run (1.1, 2.1, 24.0, 24.1, 25.1, 30.0, 31.1, 57.1, 61.0, 62.1) -----------------------
     def requested_run(self) -> None:
-        statuses = ", ".join(s.rsplit("/", 1)[1] for s in vocab.ACTION_STATUSES)
         for ca in self.create_actions:
             label = ca.label
             names = ca.values(NAME)
@@ -494,7 +492,7 @@ class _Validation:
                     "name",
                     next((t for t in names if not _is_string(t, 10)), None),
                 )
-            self._status("2.1", ca, required=True, what=f"The requested run {label!r}", statuses=statuses)
+            self._status("2.1", ca, required=True, what=f"The requested run {label!r}")
             instruments = ca.values(INSTRUMENT)
             if not instruments:
                 self.emit(
@@ -508,7 +506,7 @@ class _Validation:
                 self.emit(
                     "24.0",
                     f"The instrument of the requested run {label!r} must be the workflow named as the root's "
-                    f"mainEntity; {_show(mismatched[0])!r} is not.",
+                    f"mainEntity; {self.show(mismatched[0])!r} is not.",
                     label,
                     "instrument",
                     mismatched[0],
@@ -604,7 +602,8 @@ class _Validation:
                 if not self.is_a(project, schema("Project")):
                     self.emit(
                         "15.1",
-                        f"The requesting agent's memberOf {self.g.label(project)!r} must be a Project entity.",
+                        f"The requesting agent's memberOf {self.g.label(project)!r} must be a Project "
+                        "entity.",
                         label,
                         "memberOf",
                         project,
@@ -643,7 +642,8 @@ class _Validation:
                 if not self.is_a(grant, schema("Grant")):
                     self.emit(
                         "16.1",
-                        f"The funding {self.g.label(grant)!r} of the project {label!r} must be a Grant entity.",
+                        f"The funding {self.g.label(grant)!r} of the project {label!r} must be a Grant "
+                        "entity.",
                         label,
                         "funding",
                         grant,
@@ -653,8 +653,8 @@ class _Validation:
                 if not (self.is_a(member, schema("Organization")) or self.is_a(member, schema("Person"))):
                     self.emit(
                         "16.2",
-                        f"The member {self.g.label(member)!r} of the project {label!r} must be described as an "
-                        "Organization or Person entity in the crate.",
+                        f"The member {self.g.label(member)!r} of the project {label!r} must be described "
+                        "as an Organization or Person entity in the crate.",
                         label,
                         "member",
                         member,
@@ -742,7 +742,7 @@ class _Validation:
                         self.emit(
                             check,
                             f"{term_name} of {node.label!r} must be an RFC 3339 timestamp with a time zone, "
-                            f'e.g. "2024-05-01T14:30:00Z"; {_show(term)!r} is not.',
+                            f'e.g. "2024-05-01T14:30:00Z"; {self.show(term)!r} is not.',
                             node.label,
                             term_name,
                             term,
@@ -910,7 +910,8 @@ class _Validation:
                         if term not in objects:
                             self.emit(
                                 "52.0",
-                                f"{what} should list the {what_it_is} {self.g.label(term)!r} it approved as object.",
+                                f"{what} should list the {what_it_is} {self.g.label(term)!r} it approved "
+                                "as object.",
                                 step.label,
                                 "object",
                                 term,
@@ -959,7 +960,8 @@ class _Validation:
             if not self.g.referrers(MENTIONS, action.key):
                 self.emit(
                     "13.1",
-                    f"The review step {action.label!r} must be mentioned from the root data entity (mentions).",
+                    f"The review step {action.label!r} must be mentioned from the root data entity "
+                    "(mentions).",
                     action.label,
                 )
         # The community profile targets "./" itself for the license advice and the root for the rest.
@@ -1003,21 +1005,20 @@ class _Validation:
                 label = self.g.label(term)
                 self.emit(
                     "29.0",
-                    f"The output {label!r} should be described as a File, Dataset, Collection, DigitalDocument "
-                    "or PropertyValue.",
+                    f"The output {label!r} should be described as a File, Dataset, Collection, "
+                    "DigitalDocument or PropertyValue.",
                     label,
                 )
 
-    # -- shared shapes ----------------------------------------------------------------------------------------
-    def _status(
-        self, check: str, node: Node, *, required: bool, what: str, statuses: str | None = None
-    ) -> None:
-        allowed = statuses or ", ".join(s.rsplit("/", 1)[1] for s in vocab.ACTION_STATUSES)
+    # -- shared shapes -------------------------------------------------------------------------------------
+    def _status(self, check: str, node: Node, *, required: bool, what: str) -> None:
+        allowed = ", ".join(status.rsplit("/", 1)[1] for status in vocab.ACTION_STATUSES)
         values = node.values(STATUS)
         if required and not values:
             self.emit(
                 check,
-                f'{what} needs an actionStatus, one of {allowed} written as a string such as "{vocab.POTENTIAL}".',
+                f"{what} needs an actionStatus, one of {allowed} written as a string such as "
+                f'"{vocab.POTENTIAL}".',
                 node.label,
                 "actionStatus",
             )
@@ -1025,8 +1026,8 @@ class _Validation:
             if not _allowed_status(term):
                 self.emit(
                     check,
-                    f"{what} has the actionStatus {_show(term)!r}; it must be one of {allowed}, written as a "
-                    f'string such as "{vocab.COMPLETED}" (not as {{"@id": ...}}).',
+                    f"{what} has the actionStatus {self.show(term)!r}; it must be one of {allowed}, written "
+                    f'as a string such as "{vocab.COMPLETED}" (not as {{"@id": ...}}).',
                     node.label,
                     "actionStatus",
                     term,

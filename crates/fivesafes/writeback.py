@@ -180,13 +180,12 @@ class _Crate:
     def __init__(self, doc: dict[str, Any]) -> None:
         if not isinstance(doc, dict) or not isinstance(doc.get("@graph"), list):
             raise ValueError("the metadata has no @graph list")
-        self.doc = doc
         self.entries: list[dict[str, Any]] = doc["@graph"]
         self.graph: CrateGraph = read_graph(doc)
         roots = [
             self.graph.key(_id)
             for entity in self.entries
-            if isinstance(entity, dict) and self._key(entity).endswith("ro-crate-metadata.json")
+            if isinstance(entity, dict) and self.key_of(entity).endswith("ro-crate-metadata.json")
             for _id in _ids(entity.get("about"))
         ]
         if len(set(roots)) != 1:
@@ -195,14 +194,15 @@ class _Crate:
         if self.root is None:
             raise ValueError("the root data entity is not described in @graph")
 
-    def _key(self, entity: Mapping[str, Any]) -> str:
+    def key_of(self, entity: Mapping[str, Any]) -> str:
+        """The node key of a @graph entry ("" when it has no usable @id)."""
         identifier = entity.get("@id")
         return self.graph.key(identifier) if isinstance(identifier, str) else ""
 
     def find(self, identifier: str) -> dict[str, Any] | None:
         """The @graph entry for an @id as written, or for a node key (keys resolve to themselves)."""
         key = self.graph.key(identifier)
-        return next((e for e in self.entries if isinstance(e, dict) and self._key(e) == key), None)
+        return next((e for e in self.entries if isinstance(e, dict) and self.key_of(e) == key), None)
 
     def is_local(self, identifier: str) -> bool:
         """Whether ``identifier`` is a file or folder inside the crate (not a web address or #fragment)."""
@@ -234,7 +234,7 @@ class _Crate:
         runs = []
         for identifier in _ids(self.root.get("mentions")):
             entity = self.find(identifier)
-            if entity is None or schema("CreateAction") not in self.graph.types(Ref(self._key(entity))):
+            if entity is None or schema("CreateAction") not in self.graph.types(Ref(self.key_of(entity))):
                 continue
             if {self.graph.key(i) for i in _ids(entity.get("instrument"))} == main and main:
                 runs.append(entity)
@@ -341,8 +341,8 @@ def strip_assess_actions(doc: dict[str, Any]) -> list[dict[str, Any]]:
         for node in graph.nodes.values()
         if schema("AssessAction") in node.types or review & set(node.values(schema("additionalType")))
     }
-    removed = [e for e in crate.entries if isinstance(e, dict) and crate._key(e) in doomed]
-    crate.entries[:] = [e for e in crate.entries if not (isinstance(e, dict) and crate._key(e) in doomed)]
+    removed = [e for e in crate.entries if isinstance(e, dict) and crate.key_of(e) in doomed]
+    crate.entries[:] = [e for e in crate.entries if not (isinstance(e, dict) and crate.key_of(e) in doomed)]
     for entity in crate.entries:
         if not isinstance(entity, dict):
             continue
@@ -594,8 +594,8 @@ def withhold_outputs(doc: dict[str, Any]) -> list[dict[str, Any]]:
     run = crate.requested_run()
     output_ids = _ids(run.pop("result", None))
     keys = {crate.graph.key(i) for i in output_ids}
-    removed = [e for e in crate.entries if isinstance(e, dict) and crate._key(e) in keys]
-    crate.entries[:] = [e for e in crate.entries if not (isinstance(e, dict) and crate._key(e) in keys)]
+    removed = [e for e in crate.entries if isinstance(e, dict) and crate.key_of(e) in keys]
+    crate.entries[:] = [e for e in crate.entries if not (isinstance(e, dict) and crate.key_of(e) in keys)]
     parts = [p for p in _as_list(crate.root.get("hasPart")) if not _refers_to(crate, p, keys)]
     if parts:
         crate.root["hasPart"] = parts
