@@ -237,6 +237,11 @@ def write_result_crate(
             },
             checksums=["sha512"],
         )
+        # bagit-python writes BagIt 0.97; Five Safes crates must declare BagIt 1.0 (5s-crate, BagIt
+        # expectations), so declare it and recompute the tag manifest over the new bagit.txt.
+        (bag_dir / "bagit.txt").write_text("BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n")
+        bag = bagit.Bag(str(bag_dir))
+        bag.save()
         bag.validate()
         sha256 = write_zip(Path(scratch), dest)
     return ResultCrate(

@@ -333,6 +333,9 @@ SPECTACULAR_SETTINGS = {
         "MembershipStatusEnum": "portal.models.Membership.Status",
     },
 }
+# The licence under which released outputs are published (an SPDX URL and its name).
+PORTAL_OUTPUT_LICENSE = env_str("PORTAL_OUTPUT_LICENSE", "https://spdx.org/licenses/CC-BY-4.0")
+PORTAL_OUTPUT_LICENSE_NAME = env_str("PORTAL_OUTPUT_LICENSE_NAME", "Creative Commons Attribution 4.0")
 PORTAL_TOKEN_DEFAULT_DAYS = env_int("PORTAL_TOKEN_DEFAULT_DAYS", 90)
 PORTAL_TOKEN_MAX_DAYS = env_int("PORTAL_TOKEN_MAX_DAYS", 365)
 

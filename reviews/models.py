@@ -121,3 +121,158 @@ class Notification(models.Model):
 
     def __str__(self):
         return self.subject
+
+
+class OutputFile(models.Model):
+    """One output file returned by a TRE agent, with its automated disclosure verdict and its review."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Awaiting checkers"
+        APPROVED = "approved", "Approved for release"
+        CHANGES = "changes_requested", "Changes requested"
+        REJECTED = "rejected", "Rejected"
+        RELEASED = "released", "Released"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    class Verdict(models.TextChoices):
+        PASS = "pass", "Pass"
+        REVIEW = "review", "Needs review"
+        FAIL = "fail", "Fail"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="outputs")
+    upload = models.ForeignKey("crates.ResultUpload", on_delete=models.PROTECT, related_name="outputs")
+    path = models.CharField(
+        max_length=500, help_text="The file's path inside the results crate's data/ folder."
+    )
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    media_type = models.CharField(max_length=100, blank=True)
+    kind = models.CharField(max_length=20, blank=True)
+    stored = models.FileField(upload_to="outputs/%Y/%m/", max_length=300)
+    sdc = models.JSONField(help_text="The automated disclosure checks, file and cells.")
+    sdc_verdict = models.CharField(max_length=10, choices=Verdict.choices)
+    policy_version = models.CharField(max_length=32)
+    policy = models.JSONField()
+    researcher_context = models.TextField(blank=True, help_text="What the output shows and how it was made.")
+    researcher_justification = models.TextField(
+        blank=True, help_text="Why flagged cells are safe to release."
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    round = models.PositiveSmallIntegerField(default=1)
+    released_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    released_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job", "path"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "path"], name="output_path_once_per_job"),
+            models.CheckConstraint(
+                condition=Q(released_by__isnull=True, released_at__isnull=True)
+                | Q(released_by__isnull=False, released_at__isnull=False, status="released"),
+                name="output_released_by_and_at",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.path} (job {self.job_id})"
+
+    @property
+    def name(self):
+        return self.path.rsplit("/", 1)[-1]
+
+
+class OutputVote(models.Model):
+    """One checker's decision on one output file in one round. Immutable."""
+
+    class Decision(models.TextChoices):
+        APPROVE = "approve", "Approve"
+        CHANGES = "changes", "Request changes"
+        REJECT = "reject", "Reject"
+
+    output = models.ForeignKey(OutputFile, on_delete=models.CASCADE, related_name="votes")
+    checker = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    round = models.PositiveSmallIntegerField()
+    decision = models.CharField(max_length=10, choices=Decision.choices)
+    comment = models.TextField(blank=True)
+    for_researcher = models.BooleanField(
+        default=False, help_text="Show the comment to the researcher (otherwise checkers only)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ImmutableQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["output", "checker", "round"], name="one_vote_per_checker_and_round"
+            ),
+            models.CheckConstraint(
+                condition=Q(decision="approve") | ~Q(comment=""), name="vote_comment_unless_approving"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_decision_display()} on {self.output_id} by {self.checker_id}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError("A vote, once cast, cannot be changed.")
+        super().save(*args, **kwargs)
+
+
+class CombinedRelease(models.Model):
+    """Released tables from several TREs' jobs of one request, combined (counts summed) and re-checked."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Awaiting a checker"
+        RELEASED = "released", "Released"
+        WITHHELD = "withheld", "Withheld"
+
+    request = models.ForeignKey("crates.Request", on_delete=models.CASCADE, related_name="combined_releases")
+    sources = models.ManyToManyField(OutputFile, related_name="combinations")
+    created_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    table = models.JSONField(help_text="The combined table: header and rows.")
+    stored = models.FileField(upload_to="combined/%Y/%m/", max_length=300)
+    sha256 = models.CharField(max_length=64)
+    policy_version = models.CharField(max_length=32)
+    policy = models.JSONField()
+    sdc = models.JSONField()
+    sdc_verdict = models.CharField(max_length=10, choices=OutputFile.Verdict.choices)
+    differencing = models.JSONField(
+        default=list, help_text="Cells recoverable by subtracting released tables."
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    decided_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    rationale = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status="pending", decided_by__isnull=True, decided_at__isnull=True)
+                | (~Q(status="pending") & Q(decided_by__isnull=False, decided_at__isnull=False)),
+                name="combined_decided_by_and_at",
+            )
+        ]
+
+    def __str__(self):
+        return f"Combined release {self.pk} of request {self.request_id}"
+
+
+class Publication(models.Model):
+    """The published results crate of a job: Disclosure and Publishing phases written, manifests renewed."""
+
+    job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="publication")
+    approved = models.BooleanField(
+        help_text="False when the disclosure check failed and no outputs were kept."
+    )
+    stored = models.FileField(upload_to="published/%Y/%m/", max_length=300)
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"published crate of job {self.job_id}"

@@ -57,7 +57,7 @@ def _researchers(job):
     return [job.request.submitter, job.request.project.lead]
 
 
-def _job_url(job):
+def job_url(job):
     return f"{settings.PORTAL_BASE_URL.rstrip('/')}{job.get_absolute_url()}"
 
 
@@ -67,12 +67,12 @@ def review_needed(job):
         Kind.REVIEW,
         f"New request to review at {job.tre}: {job.request.title}",
         f"{job.request.submitter.email} submitted version {job.version.number} for {job.request.project.identifier}.",
-        _job_url(job),
+        job_url(job),
     )
 
 
 def decision_made(job, subject, rationale=""):
-    notify(_researchers(job), Kind.DECISION, subject, rationale, _job_url(job))
+    notify(_researchers(job), Kind.DECISION, subject, rationale, job_url(job))
 
 
 def message_posted(message):
@@ -89,7 +89,7 @@ def message_posted(message):
         Kind.MESSAGE,
         f"New message on {job.request.title} at {job.tre}",
         message.body,
-        _job_url(job),
+        job_url(job),
     )
 
 
@@ -99,7 +99,7 @@ def job_suspended(job, reasons):
         Kind.SUSPENSION,
         f"Suspended at {job.tre}: {job.request.title}",
         "\n".join(reasons),
-        _job_url(job),
+        job_url(job),
     )
 
 
@@ -109,5 +109,5 @@ def job_resumed(job):
         Kind.SUSPENSION,
         f"Resumed at {job.tre}: {job.request.title}",
         "The reason for the suspension was resolved.",
-        _job_url(job),
+        job_url(job),
     )

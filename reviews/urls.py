@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reviews import views
+from reviews import output_views, views
 
 urlpatterns = [
     path("tres/<slug:slug>/reviews/", views.review_queue, name="review_queue"),
@@ -14,4 +14,15 @@ urlpatterns = [
     path("jobs/suspended/", views.suspended_jobs, name="suspended_jobs"),
     path("notifications/", views.notification_list, name="notification_list"),
     path("notifications/read/", views.notifications_read, name="notifications_read"),
+    path("jobs/<int:pk>/outputs/", output_views.job_outputs, name="job_outputs"),
+    path(
+        "jobs/<int:pk>/outputs/certificate.pdf", output_views.release_certificate, name="release_certificate"
+    ),
+    path("jobs/<int:pk>/outputs/published.zip", output_views.published_crate, name="published_crate"),
+    path("outputs/<int:pk>/", output_views.output_detail, name="output_detail"),
+    path("outputs/<int:pk>/download/", output_views.output_download, name="output_download"),
+    path("outputs/<int:pk>/vote/", output_views.output_vote, name="output_vote"),
+    path("outputs/<int:pk>/release/", output_views.output_release, name="output_release"),
+    path("outputs/<int:pk>/describe/", output_views.output_describe, name="output_describe"),
+    path("outputs/<int:pk>/withdraw/", output_views.output_withdraw, name="output_withdraw"),
 ]

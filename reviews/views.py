@@ -131,6 +131,7 @@ def _job_context(request, job):
         "outcomes": Outcome.choices,
         "summary": job.version.summary or {},
         "crosscheck": (job.version.crosscheck or {}).get("findings", []),
+        "output_states": [S.OUTPUT_REVIEW, S.OUTPUT_CHANGES_REQUESTED, S.RELEASED, S.WITHHELD],
     }
 
 

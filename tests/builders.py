@@ -129,3 +129,66 @@ def walk(job, state, *, officer, researcher):
         job.refresh_from_db()
     assert job.status == state, (job.status, state)
     return job
+
+
+def return_results(job, tables, *, tmp_path, agent=None):
+    """Run the job through the real dispatch services as its TRE agent would, returning `tables`.
+
+    `tables` maps output file names to bytes. The results crate is built by the reference agent's
+    own code from the job's crate, so it is exactly what an agent uploads.
+    """
+    import hashlib
+    import io
+    from datetime import UTC, datetime, timedelta
+
+    from agent.config import TreIdentity
+    from agent.executors.base import Engine, ExecutionResult, ExecutionStatus, OutputFile
+    from agent.results import WorkflowRetrieval, write_result_crate
+    from crates import dispatch
+
+    agent = agent or agent_for(job.tre, None)
+    claim = dispatch.claim_next(agent)
+    assert claim is not None and claim.job.pk == job.pk
+    token = claim.lease.fencing_token
+    dispatch.report_status(agent, job.pk, fencing_token=token, status="running")
+    outputs_dir = tmp_path / f"outputs-{job.pk}"
+    outputs_dir.mkdir()
+    declared = []
+    for name, content in tables.items():
+        (outputs_dir / name).write_bytes(content)
+        declared.append(OutputFile(name, len(content), hashlib.sha256(content).hexdigest(), "text/csv"))
+    now = datetime.now(UTC)
+    result = ExecutionResult(
+        status=ExecutionStatus.COMPLETED,
+        started_at=now - timedelta(minutes=1),
+        ended_at=now,
+        engine=Engine("cwltool", "3.1"),
+        outputs=tuple(declared),
+    )
+    job.refresh_from_db()
+    crate = write_result_crate(
+        job.metadata,
+        result,
+        outputs_dir=outputs_dir,
+        external_identifier=job.version.external_identifier,
+        tre=TreIdentity(slug=job.tre.slug, name=job.tre.name, url=f"https://{job.tre.slug}.example.org"),
+        dest=tmp_path / f"results-{job.pk}.zip",
+        retrieval=WorkflowRetrieval(
+            started_at=now - timedelta(minutes=2),
+            ended_at=now - timedelta(minutes=1, seconds=50),
+            sha256=job.workflow.sha256 if job.workflow else "0" * 64,
+        ),
+    )
+    body = crate.path.read_bytes()
+    upload, _ = dispatch.receive_results(
+        agent,
+        job.pk,
+        fencing_token=token,
+        idempotency_key=f"results-{job.pk}",
+        declared_sha256=hashlib.sha256(body).hexdigest(),
+        stream=io.BytesIO(body),
+        length=len(body),
+    )
+    dispatch.report_status(agent, job.pk, fencing_token=token, status="completed")
+    job.refresh_from_db()
+    return upload

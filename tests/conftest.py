@@ -187,3 +187,10 @@ def new_job(registry, alice, olivia, tre_a, crate_zip, django_capture_on_commit_
         return builders.walk(job, state, officer=olivia, researcher=alice)
 
     return make
+
+
+@pytest.fixture
+def chris(tre_a, admin_user):
+    user = _person("chris", mfa=True)
+    services.grant_role(user, roles.OUTPUT_CHECKER, by=admin_user, tre=tre_a)
+    return user

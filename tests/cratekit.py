@@ -47,10 +47,13 @@ def request_metadata(*, orcid, project_identifier, workflow_id, version="1", dat
     text = text.replace('"value": "project81"', f'"value": "{project_identifier}"')
     doc = json.loads(text)
     graph = doc["@graph"]
-    run = next(e for e in graph if e.get("@type") == "CreateAction")
+    root = next(e for e in graph if e.get("@id") == "./")
+    mentions = root["mentions"] if isinstance(root["mentions"], list) else [root["mentions"]]
     for identifier, name in datasets:
-        graph.append({"@id": identifier, "@type": "Dataset", "name": name})
-        run["object"].append({"@id": identifier})
+        # Named from the root, as the portal's builder does (an input would need a FormalParameter).
+        graph.append({"@id": identifier, "@type": "Dataset", "name": name, "identifier": identifier})
+        mentions.append({"@id": identifier})
+    root["mentions"] = mentions
     return doc
 
 

@@ -127,6 +127,8 @@ def test_the_result_crate_is_a_single_bag_with_sha512_manifests(tmp_path):
         )
     ]
     safe_extract(crate.path, tmp_path / "unpacked")
+    # Five Safes crates declare BagIt 1.0 or later (bagit-python's own default is 0.97).
+    assert (tmp_path / "unpacked" / top / "bagit.txt").read_text().startswith("BagIt-Version: 1.0\n")
     bag = bagit.Bag(str(tmp_path / "unpacked" / top))
     bag.validate()
     assert bag.algorithms == ["sha512"]

@@ -1,0 +1,245 @@
+"""Output checking pages: the job's outputs, the table viewer with flagged cells, votes, release, downloads."""
+
+import csv
+import io
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import FileResponse, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.views.decorators.http import require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from crates import services as crate_services
+from crates.models import Job
+from portal import audit
+from reviews import outputs
+from reviews.models import OutputFile, OutputVote, Publication
+from reviews.transitions import CHECKER, actor_kinds
+
+MAX_ROWS = 500
+
+
+def _get_job(user, pk):
+    job = get_object_or_404(
+        Job.objects.select_related("request__project", "request__submitter", "tre"), pk=pk
+    )
+    crate_services.check_view_request(user, job.request)
+    return job
+
+
+def _get_output(user, pk):
+    output = get_object_or_404(
+        OutputFile.objects.select_related("job__request__project", "job__request__submitter", "job__tre"),
+        pk=pk,
+    )
+    crate_services.check_view_request(user, output.job.request)
+    return output
+
+
+def _file_rows(output, user):
+    votes = outputs.votes_visible_to(output, user)
+    is_checker = CHECKER in actor_kinds(output.job, user)
+    return {
+        "output": output,
+        "votes": votes if is_checker else [v for v in votes if v.for_researcher],
+        "my_vote": next(
+            (v for v in output.votes.all() if v.checker_id == user.pk and v.round == output.round), None
+        ),
+        "needed": outputs.required_checkers(output),
+        "cast": sum(1 for v in output.votes.all() if v.round == output.round),
+        "can_download": outputs.can_download(user, output),
+    }
+
+
+@login_required
+def job_outputs(request, pk):
+    job = _get_job(request.user, pk)
+    kinds = actor_kinds(job, request.user)
+    files = [_file_rows(o, request.user) for o in job.outputs.prefetch_related("votes__checker")]
+    return render(
+        request,
+        "reviews/outputs.html",
+        {
+            "job": job,
+            "files": files,
+            "is_checker": CHECKER in kinds,
+            "is_researcher": "researcher" in kinds,
+            "decisions": OutputVote.Decision.choices,
+        },
+    )
+
+
+def _table(output):
+    """The first rows of a CSV output, with each cell's flags, for the viewer."""
+    with output.stored.open("rb") as handle:
+        text = handle.read(2 * 1024 * 1024).decode("utf-8", errors="replace")
+    reader = csv.reader(io.StringIO(text))
+    rows = [row for _, row in zip(range(MAX_ROWS + 1), reader, strict=False)]
+    if not rows:
+        return None
+    header, body = rows[0], rows[1:]
+    flags = {}
+    for flag in output.sdc.get("flags", []):
+        position = flag.get("position")
+        if position:
+            flags.setdefault((position[0], position[1]), []).append(flag)
+    table = []
+    for r, row in enumerate(body):
+        cells = [{"value": row[0] if row else "", "flags": []}]
+        for c, value in enumerate(row[1:]):
+            cells.append({"value": value, "flags": flags.get((r, c), [])})
+        table.append(cells)
+    return {"header": header, "rows": table, "truncated": len(body) >= MAX_ROWS}
+
+
+@login_required
+@vary_on_headers("HX-Request")
+def output_detail(request, pk):
+    output = _get_output(request.user, pk)
+    job = output.job
+    is_checker = CHECKER in actor_kinds(job, request.user)
+    if not (
+        is_checker
+        or outputs.can_download(request.user, output)
+        or "researcher" in actor_kinds(job, request.user)
+    ):
+        raise PermissionDenied("You cannot see this output.")
+    context = {
+        **_file_rows(output, request.user),
+        "job": job,
+        "is_checker": is_checker,
+        # Researchers see the flags on their own outputs; the content only once released (or as checkers).
+        "table": _table(output)
+        if output.name.lower().endswith(".csv") and (is_checker or output.status == "released")
+        else None,
+        "decisions": OutputVote.Decision.choices,
+    }
+    audit.record("outputs.file_viewed", by=request.user, obj=output, tre=job.tre, project=job.request.project)
+    template = "reviews/output_detail.html"
+    if request.htmx:
+        template += "#viewer"
+    return render(request, template, context)
+
+
+@login_required
+def output_download(request, pk):
+    output = _get_output(request.user, pk)
+    outputs.check_download(request.user, output)
+    audit.record(
+        "outputs.file_downloaded",
+        by=request.user,
+        obj=output,
+        after={"sha256": output.sha256},
+        tre=output.job.tre,
+        project=output.job.request.project,
+    )
+    return FileResponse(output.stored.open("rb"), as_attachment=True, filename=output.name)
+
+
+def _act(request, output, call, success):
+    try:
+        call()
+    except (ValidationError, outputs.OutputError, PermissionDenied) as exc:
+        messages.error(request, " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
+    else:
+        messages.success(request, success)
+    return redirect("job_outputs", pk=output.job_id)
+
+
+@login_required
+@require_POST
+def output_vote(request, pk):
+    output = _get_output(request.user, pk)
+    return _act(
+        request,
+        output,
+        lambda: outputs.vote(
+            output,
+            request.POST.get("decision", ""),
+            request.POST.get("comment", ""),
+            for_researcher=request.POST.get("for_researcher") == "on",
+            by=request.user,
+        ),
+        f"Vote recorded on {output.name}.",
+    )
+
+
+@login_required
+@require_POST
+def output_release(request, pk):
+    output = _get_output(request.user, pk)
+    return _act(request, output, lambda: outputs.release(output, by=request.user), f"Released {output.name}.")
+
+
+@login_required
+@require_POST
+def output_describe(request, pk):
+    output = _get_output(request.user, pk)
+    action = outputs.respond if output.status == OutputFile.Status.CHANGES else outputs.describe
+    return _act(
+        request,
+        output,
+        lambda: action(
+            output,
+            context=request.POST.get("context", ""),
+            justification=request.POST.get("justification", ""),
+            by=request.user,
+        ),
+        f"Saved what you said about {output.name}.",
+    )
+
+
+@login_required
+@require_POST
+def output_withdraw(request, pk):
+    output = _get_output(request.user, pk)
+    return _act(
+        request, output, lambda: outputs.withdraw(output, by=request.user), f"Withdrew {output.name}."
+    )
+
+
+@login_required
+def published_crate(request, pk):
+    """The published results crate: project members once released, the TRE's staff, auditors."""
+    job = _get_job(request.user, pk)
+    publication = get_object_or_404(Publication, job=job)
+    kinds = actor_kinds(job, request.user)
+    if not (kinds & {"researcher", "officer", CHECKER}) and not crate_services.can_view_request(
+        request.user, job.request
+    ):
+        raise PermissionDenied
+    audit.record(
+        "outputs.crate_downloaded", by=request.user, obj=job, tre=job.tre, project=job.request.project
+    )
+    return FileResponse(
+        publication.stored.open("rb"),
+        as_attachment=True,
+        filename=f"published-request-{job.request_id}-{job.tre.slug}.zip",
+    )
+
+
+@login_required
+def release_certificate(request, pk):
+    """A PDF listing every output, its hashes, the automated checks and the checkers' decisions."""
+    from weasyprint import HTML
+
+    job = _get_job(request.user, pk)
+    files = [_file_rows(o, request.user) for o in job.outputs.prefetch_related("votes__checker")]
+    html = render_to_string(
+        "reviews/release_certificate.html",
+        {
+            "job": job,
+            "files": files,
+            "generated_by": request.user,
+            "publication": Publication.objects.filter(job=job).first(),
+        },
+    )
+    audit.record(
+        "outputs.certificate_downloaded", by=request.user, obj=job, tre=job.tre, project=job.request.project
+    )
+    response = HttpResponse(HTML(string=html).write_pdf(), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="release-certificate-job-{job.pk}.pdf"'
+    return response

@@ -1,0 +1,522 @@
+"""Safe Outputs: automated disclosure checks, independent output checkers, release file by file.
+
+Nothing an agent returns is visible outside the TRE's checkers until the required number of
+independent checkers approved it and one of them released it. A failed disclosure returns no
+outputs: the published crate then carries a failed DisclosureCheck and no output files.
+"""
+
+import hashlib
+import json
+import mimetypes
+import shutil
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files import File
+from django.db import transaction
+from django.utils import timezone
+
+from crates.fivesafes import writeback
+from crates.fivesafes.safezip import extract_bag
+from crates.models import Job, ResultUpload
+from crates.services import crate_limits, portal_agent
+from portal import audit, permissions
+from portal.models import DataAccessAgreement
+from reviews import notifications
+from reviews.models import OutputFile, OutputVote, Publication
+from reviews.sdc import DisclosurePolicy, check_paths
+from reviews.transitions import CHECKER, actor_kinds, transition
+
+S = Job.Status
+Vote = OutputVote.Decision
+F = OutputFile.Status
+
+
+class OutputError(Exception):
+    """The output review cannot go that way; the message says why."""
+
+
+# --- Policy ------------------------------------------------------------------------------------
+
+
+def policy_for(job):
+    """The TRE's disclosure policy with the project's agreement overrides applied."""
+    policy = DisclosurePolicy.from_record(job.tre)
+    agreement = (
+        DataAccessAgreement.objects.filter(project=job.request.project, tre=job.tre, status="active")
+        .order_by("-valid_until")
+        .first()
+    )
+    if agreement is not None:
+        if agreement.disclosure_overrides:
+            policy = policy.with_overrides(agreement.disclosure_overrides)
+        if agreement.permitted_output_kinds:
+            policy = policy.with_overrides({"permitted_output_kinds": agreement.permitted_output_kinds})
+    return policy
+
+
+# --- Intake of returned results ------------------------------------------------------------------
+
+
+def enqueue_output_checks(upload_id):
+    from django_q.tasks import async_task
+
+    async_task("reviews.tasks.check_outputs", upload_id, task_name=f"check-outputs-{upload_id}")
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _output_paths(metadata):
+    """The files the requested run declares as its results (paths relative to data/)."""
+    graph = {e.get("@id"): e for e in metadata.get("@graph", []) if isinstance(e, dict)}
+    runs = [e for e in graph.values() if "CreateAction" in json.dumps(e.get("@type"))]
+    paths = []
+    for run in runs:
+        results = run.get("result") or []
+        for ref in results if isinstance(results, list) else [results]:
+            ident = ref.get("@id") if isinstance(ref, dict) else ref
+            if isinstance(ident, str) and "://" not in ident and not ident.startswith("#"):
+                paths.append(ident.rstrip("/"))
+    return paths
+
+
+def check_outputs(upload_id):
+    """Unpack a verified results crate, run the disclosure checks on each output, open the review.
+
+    Idempotent: a job already past `outputs_returned` is left alone.
+    """
+    upload = ResultUpload.objects.select_related("job__tre", "job__request__project").get(pk=upload_id)
+    job = upload.job
+    if job.status != S.OUTPUTS_RETURNED or upload.status != ResultUpload.Status.VERIFIED:
+        return None
+    policy = policy_for(job)
+    scratch = Path(tempfile.mkdtemp(prefix="outputs-"))
+    try:
+        archive = scratch / "results.zip"
+        with upload.file.open("rb") as source, archive.open("wb") as target:
+            shutil.copyfileobj(source, target, length=1024 * 1024)
+        bag = extract_bag(archive, scratch / "bag", crate_limits())
+        data = bag / "data"
+        declared = [p for p in _output_paths(upload.metadata or {}) if (data / p).exists()]
+        files = []
+        for relative in declared:
+            target = data / relative
+            files.extend(sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target])
+        report = check_paths([str(f) for f in files], policy) if files else None
+        results = {Path(r.path).resolve(): r for r in (report.files if report else [])}
+        with transaction.atomic():
+            for path in files:
+                relative = path.relative_to(data).as_posix()
+                result = results.get(path.resolve())
+                sdc = (
+                    result.to_dict()
+                    if result
+                    else {"verdict": "review", "flags": [], "notes": ["Not checked."]}
+                )
+                output = OutputFile(
+                    job=job,
+                    upload=upload,
+                    path=relative,
+                    size=path.stat().st_size,
+                    sha256=_sha256(path),
+                    media_type=mimetypes.guess_type(path.name)[0] or "",
+                    kind=sdc.get("kind") or "",
+                    sdc=sdc,
+                    sdc_verdict=sdc["verdict"],
+                    policy_version=policy.version,
+                    policy=policy.as_dict(),
+                )
+                with path.open("rb") as handle:
+                    output.stored.save(path.name, File(handle), save=False)
+                output.save()
+            transition(
+                job, S.OUTPUT_REVIEW, by=audit.SYSTEM, extra={"files": len(files), "policy": policy.version}
+            )
+            audit.record(
+                "outputs.checked",
+                by=audit.SYSTEM,
+                obj=job,
+                after={
+                    "files": len(files),
+                    "verdicts": {
+                        f: r.get("verdict") for f, r in ((o.path, o.sdc) for o in job.outputs.all())
+                    },
+                    "policy_version": policy.version,
+                },
+                tre=job.tre,
+                project=job.request.project,
+            )
+            if not files:
+                _withhold(job, by=audit.SYSTEM, message="The results crate declared no output files.")
+            else:
+                notifications.notify(
+                    notifications.checkers_of(job.tre),
+                    notifications.Kind.OUTPUTS,
+                    f"Outputs to check at {job.tre}: {job.request.title}",
+                    f"{len(files)} file(s) returned.",
+                    notifications.job_url(job),
+                )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return job
+
+
+# --- Checkers' votes -----------------------------------------------------------------------------
+
+
+def check_checker(job, user):
+    if CHECKER not in actor_kinds(job, user):
+        if permissions.is_project_member(user, job.request.project) or job.request.submitter_id == user.pk:
+            raise PermissionDenied("You belong to this project, so you cannot check its outputs.")
+        raise PermissionDenied(f"Only output checkers of {job.tre} can check these outputs.")
+
+
+def required_checkers(output):
+    return int(output.policy.get("required_checkers", output.job.tre.required_output_checkers))
+
+
+def votes_visible_to(output, user):
+    """Checkers are blinded: they see the others' votes of a round only once every vote is in."""
+    votes = [v for v in output.votes.all() if v.round == output.round]
+    complete = len(votes) >= required_checkers(output)
+    if complete or permissions.can_view_audit(user):
+        return votes
+    return [v for v in votes if v.checker_id == user.pk]
+
+
+def vote(output, decision, comment="", *, for_researcher=False, by):
+    comment = (comment or "").strip()
+    if decision not in Vote.values:
+        raise ValidationError({"decision": "Choose approve, request changes or reject."})
+    if decision != Vote.APPROVE and not comment:
+        raise ValidationError(
+            {"comment": "Say why; the other checkers (and, if you choose, the researcher) see it."}
+        )
+    with transaction.atomic():
+        output = (
+            OutputFile.objects.select_for_update()
+            .select_related("job__tre", "job__request__project")
+            .get(pk=output.pk)
+        )
+        job = output.job
+        check_checker(job, by)
+        existing = output.votes.filter(checker=by, round=output.round).first()
+        if existing is not None:
+            if existing.decision == decision:
+                return existing  # a double submission changes nothing
+            raise OutputError("You have already voted on this file in this round.")
+        if job.status != S.OUTPUT_REVIEW:
+            raise OutputError(f"The outputs are {job.get_status_display().lower()}, not being checked.")
+        if output.status != F.PENDING:
+            raise OutputError(
+                f"{output.name} is {output.get_status_display().lower()}; it takes no more votes."
+            )
+        cast = OutputVote.objects.create(
+            output=output,
+            checker=by,
+            round=output.round,
+            decision=decision,
+            comment=comment,
+            for_researcher=for_researcher,
+        )
+        audit.record(
+            f"outputs.vote.{decision}",
+            by=by,
+            obj=output,
+            after={"round": output.round, "decision": decision, "for_researcher": for_researcher},
+            message=comment,
+            tre=job.tre,
+            project=job.request.project,
+        )
+        votes = list(output.votes.filter(round=output.round))
+        if len(votes) >= required_checkers(output):
+            decisions = {v.decision for v in votes}
+            if Vote.REJECT in decisions:
+                output.status = F.REJECTED
+            elif Vote.CHANGES in decisions:
+                output.status = F.CHANGES
+            else:
+                output.status = F.APPROVED
+            output.save(update_fields=["status"])
+            audit.record(
+                "outputs.file_decided",
+                by=audit.SYSTEM,
+                obj=output,
+                after={"status": output.status, "round": output.round, "votes": [v.decision for v in votes]},
+                tre=job.tre,
+                project=job.request.project,
+            )
+            _after_file_decided(job)
+    return cast
+
+
+def _after_file_decided(job):
+    outputs = list(job.outputs.all())
+    if any(o.status == F.PENDING for o in outputs):
+        return
+    if any(o.status == F.CHANGES for o in outputs):
+        transition(job, S.OUTPUT_CHANGES_REQUESTED, by=audit.SYSTEM)
+        notifications.decision_made(
+            job,
+            f"The output checkers at {job.tre} ask for changes",
+            "Open the outputs page to respond file by file.",
+        )
+    elif all(o.status in (F.REJECTED, F.WITHDRAWN) for o in outputs):
+        _withhold(job, by=audit.SYSTEM, message="Every output was rejected or withdrawn.")
+    elif all(o.status in (F.RELEASED, F.REJECTED, F.WITHDRAWN) for o in outputs):
+        _publish(job)
+
+
+# --- The researcher's side -----------------------------------------------------------------------
+
+
+def _check_researcher(job, user):
+    if "researcher" not in actor_kinds(job, user):
+        raise PermissionDenied("Only the project's members can do this.")
+
+
+@transaction.atomic
+def describe(output, *, context, justification, by):
+    """The researcher's context and justification for one file (any time before it is decided)."""
+    output = (
+        OutputFile.objects.select_for_update()
+        .select_related("job__request__project", "job__tre")
+        .get(pk=output.pk)
+    )
+    _check_researcher(output.job, by)
+    if output.status not in (F.PENDING, F.CHANGES):
+        raise OutputError(f"{output.name} is already {output.get_status_display().lower()}.")
+    output.researcher_context, output.researcher_justification = context.strip(), justification.strip()
+    output.save(update_fields=["researcher_context", "researcher_justification"])
+    audit.record(
+        "outputs.described", by=by, obj=output, tre=output.job.tre, project=output.job.request.project
+    )
+    return output
+
+
+@transaction.atomic
+def respond(output, *, context, justification, by):
+    """Answer a request for changes: the file goes back to the checkers for a new round."""
+    output = (
+        OutputFile.objects.select_for_update()
+        .select_related("job__request__project", "job__tre")
+        .get(pk=output.pk)
+    )
+    job = output.job
+    _check_researcher(job, by)
+    if output.status != F.CHANGES:
+        raise OutputError(f"{output.name} has no request for changes to answer.")
+    if not (justification or "").strip():
+        raise ValidationError({"justification": "Answer the checkers' request."})
+    output.researcher_context = (context or output.researcher_context).strip()
+    output.researcher_justification = justification.strip()
+    output.status, output.round = F.PENDING, output.round + 1
+    output.save(update_fields=["researcher_context", "researcher_justification", "status", "round"])
+    audit.record(
+        "outputs.file_responded",
+        by=by,
+        obj=output,
+        after={"round": output.round},
+        tre=job.tre,
+        project=job.request.project,
+    )
+    if not job.outputs.filter(status=F.CHANGES).exists():
+        transition(job, S.OUTPUT_REVIEW, by=by)
+        notifications.notify(
+            notifications.checkers_of(job.tre),
+            notifications.Kind.OUTPUTS,
+            f"The researcher responded: {job.request.title}",
+            "",
+            notifications.job_url(job),
+        )
+    return output
+
+
+@transaction.atomic
+def withdraw(output, *, by):
+    output = (
+        OutputFile.objects.select_for_update()
+        .select_related("job__request__project", "job__tre")
+        .get(pk=output.pk)
+    )
+    job = output.job
+    _check_researcher(job, by)
+    if output.status in (F.RELEASED, F.WITHDRAWN, F.REJECTED):
+        raise OutputError(f"{output.name} is {output.get_status_display().lower()}.")
+    output.status = F.WITHDRAWN
+    output.save(update_fields=["status"])
+    audit.record("outputs.file_withdrawn", by=by, obj=output, tre=job.tre, project=job.request.project)
+    if job.status == S.OUTPUT_CHANGES_REQUESTED and not job.outputs.filter(status=F.CHANGES).exists():
+        if job.outputs.exclude(status__in=[F.WITHDRAWN, F.REJECTED]).exists():
+            transition(job, S.OUTPUT_REVIEW, by=by)
+        else:
+            _withhold(job, by=by, message="The researcher withdrew every output.")
+    elif job.status == S.OUTPUT_REVIEW:
+        _after_file_decided(job)
+    return output
+
+
+# --- Release --------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def release(output, *, by):
+    """A checker releases one approved file to the project's members."""
+    output = (
+        OutputFile.objects.select_for_update()
+        .select_related("job__tre", "job__request__project")
+        .get(pk=output.pk)
+    )
+    job = output.job
+    check_checker(job, by)
+    if output.status == F.RELEASED:
+        return output
+    if output.status != F.APPROVED:
+        raise OutputError(
+            f"Only an approved file can be released; {output.name} is {output.get_status_display().lower()}."
+        )
+    output.status, output.released_by, output.released_at = F.RELEASED, by, timezone.now()
+    output.save(update_fields=["status", "released_by", "released_at"])
+    audit.record(
+        "outputs.file_released",
+        by=by,
+        obj=output,
+        after={"sha256": output.sha256, "path": output.path},
+        tre=job.tre,
+        project=job.request.project,
+    )
+    notifications.decision_made(job, f"Released: {output.name} from {job.tre}", "")
+    _after_file_decided(job)
+    return output
+
+
+def _checkers_of_job(job):
+    users = {v.checker for o in job.outputs.all() for v in o.votes.select_related("checker__profile")}
+    return [
+        writeback.Person(
+            id=f"https://orcid.org/{u.profile.orcid}" if u.profile.orcid else f"mailto:{u.email}",
+            name=u.profile.name,
+        )
+        for u in sorted(users, key=lambda u: u.pk)
+    ] or [portal_agent()]
+
+
+def _keep_only(doc, keep):
+    """Drop every declared output not in `keep` (ids relative to data/) from the metadata."""
+    keep = set(keep)
+    graph = doc["@graph"]
+    dropped = set()
+    for entity in graph:
+        if isinstance(entity, dict) and "CreateAction" in json.dumps(entity.get("@type")):
+            results = entity.get("result") or []
+            results = results if isinstance(results, list) else [results]
+            kept = [r for r in results if (r.get("@id") if isinstance(r, dict) else r) in keep]
+            dropped |= {(r.get("@id") if isinstance(r, dict) else r) for r in results} - keep
+            if kept:
+                entity["result"] = kept
+            else:
+                entity.pop("result", None)
+    doc["@graph"] = [e for e in graph if not (isinstance(e, dict) and e.get("@id") in dropped)]
+    for entity in doc["@graph"]:
+        parts = entity.get("hasPart") if isinstance(entity, dict) else None
+        if isinstance(parts, list):
+            entity["hasPart"] = [
+                p for p in parts if (p.get("@id") if isinstance(p, dict) else p) not in dropped
+            ]
+    return dropped
+
+
+def _published_crate(job, *, approved, message, keep=()):
+    """The results crate with the Disclosure and Publishing phases written in, as a new stored ZIP."""
+    upload = job.result_uploads.filter(status=ResultUpload.Status.VERIFIED).get()
+    scratch = Path(tempfile.mkdtemp(prefix="publish-"))
+    try:
+        archive = scratch / "results.zip"
+        with upload.file.open("rb") as source, archive.open("wb") as target:
+            shutil.copyfileobj(source, target, length=1024 * 1024)
+        bag = extract_bag(archive, scratch / "bag", crate_limits())
+        doc = json.loads((bag / "data" / "ro-crate-metadata.json").read_text())
+        writeback.add_disclosure_check(
+            doc, approved=approved, checkers=_checkers_of_job(job), message=message, checked=list(keep)
+        )
+        declared = _output_paths(doc)
+        if approved:
+            _keep_only(doc, keep)
+        else:
+            writeback.withhold_outputs(doc)
+        for relative in declared:
+            if relative not in keep or not approved:
+                target = bag / "data" / relative
+                if target.is_dir():
+                    shutil.rmtree(target)
+                elif target.exists():
+                    target.unlink()
+        writeback.add_publishing_action(
+            doc,
+            agent=portal_agent(),
+            publisher=writeback.Organization(id=settings.FEDERATION_URL, name=settings.FEDERATION_NAME),
+            license=writeback.License(
+                id=settings.PORTAL_OUTPUT_LICENSE, name=settings.PORTAL_OUTPUT_LICENSE_NAME
+            ),
+        )
+        writeback.write_metadata(bag, doc)
+        out = scratch / f"published-job-{job.pk}.zip"
+        writeback.pack_bag(bag, out)
+        publication = Publication(job=job, approved=approved, sha256=_sha256(out))
+        with out.open("rb") as handle:
+            publication.stored.save(out.name, File(handle), save=False)
+        publication.save()
+        Job.objects.filter(pk=job.pk).update(metadata=doc)
+        return publication
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _publish(job):
+    released = list(job.outputs.filter(status=F.RELEASED))
+    keep = []
+    for output in released:
+        # Keep the declared entry (a file, or the folder holding it).
+        keep.append(output.path)
+    declared = _output_paths(
+        job.result_uploads.filter(status=ResultUpload.Status.VERIFIED).get().metadata or {}
+    )
+    keep_ids = [d for d in declared if any(k == d or k.startswith(d + "/") for k in keep)]
+    publication = _published_crate(
+        job, approved=True, message=f"{len(released)} file(s) released.", keep=keep_ids
+    )
+    transition(job, S.RELEASED, by=audit.SYSTEM, extra={"published_sha256": publication.sha256})
+
+
+def _withhold(job, *, by, message):
+    publication = _published_crate(job, approved=False, message=message)
+    transition(job, S.WITHHELD, by=by, message=message, extra={"published_sha256": publication.sha256})
+    notifications.decision_made(job, f"Outputs withheld at {job.tre}: {job.request.title}", message)
+
+
+# --- Who may see what ----------------------------------------------------------------------------
+
+
+def can_download(user, output):
+    """Released files: the project's members. Before release: the TRE's checkers only."""
+    job = output.job
+    if output.status == F.RELEASED:
+        return permissions.is_project_member(user, job.request.project) and _active_member(user, job)
+    return CHECKER in actor_kinds(job, user)
+
+
+def _active_member(user, job):
+    return job.request.project.memberships.filter(person=user, status="active").exists()
+
+
+def check_download(user, output):
+    if not can_download(user, output):
+        raise PermissionDenied("This file is not released to you.")
