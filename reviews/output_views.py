@@ -243,3 +243,89 @@ def release_certificate(request, pk):
     response = HttpResponse(HTML(string=html).write_pdf(), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="release-certificate-job-{job.pk}.pdf"'
     return response
+
+
+# --- Combined (federated) results -----------------------------------------------------------
+
+
+def _get_combined(user, pk):
+    from reviews.models import CombinedRelease
+
+    release = get_object_or_404(
+        CombinedRelease.objects.select_related("request__project", "created_by"), pk=pk
+    )
+    crate_services.check_view_request(user, release.request)
+    return release
+
+
+@login_required
+def request_combined(request, pk):
+    """Released tables that can be combined across TREs, and the combinations made so far."""
+    from crates.models import Request
+
+    from reviews import federation
+
+    req = get_object_or_404(Request.objects.select_related("project"), pk=pk)
+    crate_services.check_view_request(request.user, req)
+    if request.method == "POST":
+        try:
+            release = federation.combine(req, request.POST.get("name", ""), by=request.user)
+        except (federation.CombineError, PermissionDenied, ValidationError) as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, "Combined. An output checker now decides whether to release it.")
+            return redirect("combined_detail", pk=release.pk)
+    return render(
+        request,
+        "reviews/combined_list.html",
+        {
+            "req": req,
+            "groups": federation.combinable(req),
+            "releases": req.combined_releases.select_related("created_by", "decided_by"),
+        },
+    )
+
+
+@login_required
+def combined_detail(request, pk):
+    from reviews import federation
+
+    release = _get_combined(request.user, pk)
+    if request.method == "POST":
+        try:
+            federation.decide(
+                release,
+                request.POST.get("decision") == "release",
+                request.POST.get("rationale", ""),
+                by=request.user,
+            )
+        except (federation.CombineError, PermissionDenied, ValidationError) as exc:
+            messages.error(request, " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
+        else:
+            messages.success(request, "Decision recorded.")
+        return redirect("combined_detail", pk=release.pk)
+    jobs = [o.job for o in release.sources.select_related("job__tre", "job__request__project")]
+    is_checker = any(CHECKER in actor_kinds(job, request.user) for job in jobs)
+    audit.record("outputs.combined_viewed", by=request.user, obj=release, project=release.request.project)
+    return render(
+        request,
+        "reviews/combined_detail.html",
+        {
+            "release": release,
+            "sources": release.sources.select_related("job__tre"),
+            "is_checker": is_checker,
+            "show_table": is_checker or federation.can_download(request.user, release),
+            "can_download": federation.can_download(request.user, release),
+        },
+    )
+
+
+@login_required
+def combined_download(request, pk):
+    from reviews import federation
+
+    release = _get_combined(request.user, pk)
+    if not federation.can_download(request.user, release):
+        raise PermissionDenied("This combined table is not released to you.")
+    audit.record("outputs.combined_downloaded", by=request.user, obj=release, project=release.request.project)
+    return FileResponse(release.stored.open("rb"), as_attachment=True, filename=f"combined-{release.pk}.csv")

@@ -25,4 +25,7 @@ urlpatterns = [
     path("outputs/<int:pk>/release/", output_views.output_release, name="output_release"),
     path("outputs/<int:pk>/describe/", output_views.output_describe, name="output_describe"),
     path("outputs/<int:pk>/withdraw/", output_views.output_withdraw, name="output_withdraw"),
+    path("requests/<int:pk>/combined/", output_views.request_combined, name="request_combined"),
+    path("combined/<int:pk>/", output_views.combined_detail, name="combined_detail"),
+    path("combined/<int:pk>/download/", output_views.combined_download, name="combined_download"),
 ]

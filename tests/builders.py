@@ -85,12 +85,20 @@ def submit(*, researcher, project, tres, crate_zip, capture, title="A request"):
     return request
 
 
-def agent_for(tre, by):
-    agent, _ = Agent.objects.get_or_create(
-        tre=tre,
-        name="test agent",
-        defaults={"token_prefix": "fsa_test", "token_hash": f"{tre.pk:064d}", "created_by": by},
-    )
+def agent_for(tre, by=None):
+    """The TRE's test agent, registered by `by` (or by whoever approved a project there)."""
+    agent = Agent.objects.filter(tre=tre, name="test agent").first()
+    if agent is None:
+        from portal.models import ProjectApproval
+
+        creator = by or ProjectApproval.objects.filter(tre=tre, decided_by__isnull=False).first().decided_by
+        agent = Agent.objects.create(
+            tre=tre,
+            name="test agent",
+            token_prefix="fsa_test",
+            token_hash=f"{tre.pk:064d}",
+            created_by=creator,
+        )
     return agent
 
 

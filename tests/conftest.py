@@ -194,3 +194,41 @@ def chris(tre_a, admin_user):
     user = _person("chris", mfa=True)
     services.grant_role(user, roles.OUTPUT_CHECKER, by=admin_user, tre=tre_a)
     return user
+
+
+@pytest.fixture
+def two_tre_request(
+    registry, alice, olivia, oscar, tre_a, tre_b, tmp_path, django_capture_on_commit_callbacks, admin_user
+):
+    """A request for the project at TRE A and TRE B, both jobs awaiting review."""
+    from tests import builders, cratekit
+
+    project = registry["project"]
+    approval = services.request_project_approval(project, tre_b, by=project.lead)
+    services.decide_project(approval, "approved", by=oscar)
+    for membership in project.memberships.all():
+        for membership_approval in membership.approvals.filter(tre=tre_b):
+            services.decide_membership(membership_approval, "approved", by=oscar)
+    dataset_b = factories.DatasetFactory(tre=tre_b)
+    agreement = factories.AgreementFactory(project=project, tre=tre_b, created_by=oscar)
+    agreement.datasets.add(dataset_b)
+    services.change_agreement_status(agreement, "activate", by=oscar)
+    workflow_approval = services.request_workflow_approval(registry["workflow"], tre_b, by=oscar)
+    services.decide_workflow(workflow_approval, "approved", by=oscar)
+    metadata = cratekit.request_metadata(
+        orcid="0000-0002-1825-0097",
+        project_identifier=project.identifier,
+        workflow_id=registry["workflow"].workflow_id,
+        datasets=[
+            (registry["dataset"].identifier, registry["dataset"].name),
+            (dataset_b.identifier, dataset_b.name),
+        ],
+    )
+    zip_path = cratekit.make_crate_zip(tmp_path / "two-tres.zip", metadata, cratekit.input_files())
+    return builders.submit(
+        researcher=alice,
+        project=project,
+        tres=[tre_a, tre_b],
+        crate_zip=zip_path,
+        capture=django_capture_on_commit_callbacks,
+    )
