@@ -178,4 +178,3 @@ def job_crate(request, pk):
     # The temporary copy is removed when the response is closed.
     response._resource_closers.append(lambda: shutil.rmtree(scratch, ignore_errors=True))
     return response
-

@@ -262,7 +262,6 @@ def _get_combined(user, pk):
 def request_combined(request, pk):
     """Released tables that can be combined across TREs, and the combinations made so far."""
     from crates.models import Request
-
     from reviews import federation
 
     req = get_object_or_404(Request.objects.select_related("project"), pk=pk)

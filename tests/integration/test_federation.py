@@ -4,7 +4,8 @@ import pytest
 from django.core.exceptions import PermissionDenied
 
 from crates.models import Job
-from portal import roles, services as portal_services
+from portal import roles
+from portal import services as portal_services
 from reviews import federation, outputs
 from reviews.models import CombinedRelease
 from tests import builders
