@@ -12,9 +12,9 @@ from crates import services as crate_services
 from crates.models import Job
 from portal import permissions
 from portal.api.views import PersonAPIMixin
-from reviews import evidence, services
-from reviews.models import Message, Outcome, Step, StepDecision
-from reviews.transitions import OFFICER, TransitionError, actor_kinds
+from reviews import evidence, outputs, services
+from reviews.models import Message, Outcome, OutputFile, OutputVote, Step, StepDecision
+from reviews.transitions import CHECKER, OFFICER, TransitionError, actor_kinds
 
 
 class FindingSerializer(serializers.Serializer):
@@ -205,3 +205,146 @@ class Cancel(JobActionMixin, APIView):
         incoming.is_valid(raise_exception=True)
         _run(lambda: services.cancel(job, by=request.user, reason=incoming.validated_data["reason"]))
         return self.done(job)
+
+
+# --- Outputs -------------------------------------------------------------------------------------
+
+
+class OutputSerializer(serializers.ModelSerializer):
+    name = serializers.CharField(read_only=True)
+    votes = serializers.SerializerMethodField()
+    download = serializers.SerializerMethodField()
+
+    class Meta:
+        model = OutputFile
+        fields = [
+            "id",
+            "name",
+            "path",
+            "size",
+            "sha256",
+            "status",
+            "round",
+            "sdc_verdict",
+            "sdc",
+            "policy_version",
+            "researcher_context",
+            "researcher_justification",
+            "released_at",
+            "votes",
+            "download",
+        ]
+
+    def get_votes(self, output) -> list[dict]:
+        user = self.context["request"].user
+        votes = outputs.votes_visible_to(output, user)
+        if CHECKER not in actor_kinds(output.job, user):
+            votes = [v for v in votes if v.for_researcher]
+        return [
+            {"checker": v.checker.email, "round": v.round, "decision": v.decision, "comment": v.comment}
+            for v in votes
+        ]
+
+    def get_download(self, output) -> str | None:
+        request = self.context["request"]
+        if outputs.can_download(request.user, output):
+            return request.build_absolute_uri(f"/outputs/{output.pk}/download/")
+        return None
+
+
+class VoteSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=OutputVote.Decision.choices)
+    comment = serializers.CharField(required=False, allow_blank=True, default="")
+    for_researcher = serializers.BooleanField(required=False, default=False)
+
+
+class DescribeSerializer(serializers.Serializer):
+    context = serializers.CharField(required=False, allow_blank=True, default="")
+    justification = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+def _run_outputs(call):
+    try:
+        return call()
+    except outputs.OutputError as exc:
+        raise DRFValidationError({"detail": str(exc)}) from exc
+
+
+class JobOutputs(JobActionMixin, generics.ListAPIView):
+    serializer_class = OutputSerializer
+    pagination_class = None
+
+    def get_queryset(self):
+        job = self.job(self.kwargs["pk"])
+        return job.outputs.select_related("job__tre", "job__request__project").prefetch_related(
+            "votes__checker"
+        )
+
+
+class OutputActionMixin(PersonAPIMixin):
+    def output(self, pk):
+        jobs = _jobs_for(self.request.user)
+        return generics.get_object_or_404(
+            OutputFile.objects.filter(job__in=jobs).select_related("job__tre", "job__request__project"), pk=pk
+        )
+
+    def done(self, output):
+        output.refresh_from_db()
+        return Response(OutputSerializer(output, context={"request": self.request}).data)
+
+
+class VoteOnOutput(OutputActionMixin, APIView):
+    @extend_schema(
+        request=VoteSerializer, responses=OutputSerializer, summary="Vote on an output file (checkers)"
+    )
+    def post(self, request, pk):
+        output = self.output(pk)
+        incoming = VoteSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        _run(
+            lambda: _run_outputs(
+                lambda: outputs.vote(
+                    output,
+                    data["decision"],
+                    data["comment"],
+                    for_researcher=data["for_researcher"],
+                    by=request.user,
+                )
+            )
+        )
+        return self.done(output)
+
+
+class ReleaseOutput(OutputActionMixin, APIView):
+    @extend_schema(
+        request=None, responses=OutputSerializer, summary="Release an approved output file (checkers)"
+    )
+    def post(self, request, pk):
+        output = self.output(pk)
+        _run(lambda: _run_outputs(lambda: outputs.release(output, by=request.user)))
+        return self.done(output)
+
+
+class DescribeOutput(OutputActionMixin, APIView):
+    @extend_schema(
+        request=DescribeSerializer,
+        responses=OutputSerializer,
+        summary="Give context and justification for an output, or answer the checkers (researchers)",
+    )
+    def post(self, request, pk):
+        output = self.output(pk)
+        incoming = DescribeSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        action = outputs.respond if output.status == OutputFile.Status.CHANGES else outputs.describe
+        _run(
+            lambda: _run_outputs(
+                lambda: action(
+                    output,
+                    context=incoming.validated_data["context"],
+                    justification=incoming.validated_data["justification"],
+                    by=request.user,
+                )
+            )
+        )
+        return self.done(output)

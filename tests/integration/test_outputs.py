@@ -231,3 +231,42 @@ def test_no_output_is_reachable_before_release_by_anyone_outside(client, returne
         response = client.get(f"/outputs/{output.pk}/download/")
         assert response.status_code in (403, 404), user
         response.close()
+
+
+def test_api_parity_for_checkers_and_researchers(client, returned, cam, chris, alice):
+    from portal import services
+
+    def headers(user):
+        return {"authorization": f"Bearer {services.create_token(user, 'api', by=user, days=1)[1]}"}
+
+    researcher, checker_1, checker_2 = headers(alice), headers(cam), headers(chris)
+    listing = client.get(f"/api/v1/jobs/{returned.pk}/outputs/", headers=researcher).json()
+    safe = next(o for o in listing if o["name"] == "by_age.csv")
+    assert safe["download"] is None
+    client.post(
+        f"/api/v1/outputs/{safe['id']}/describe/",
+        {"context": "Counts by band.", "justification": ""},
+        headers=researcher,
+        content_type="application/json",
+    )
+    for checker in (checker_1, checker_2):
+        response = client.post(
+            f"/api/v1/outputs/{safe['id']}/votes/",
+            {"decision": "approve"},
+            headers=checker,
+            content_type="application/json",
+        )
+        assert response.status_code == 200, response.content
+    released = client.post(f"/api/v1/outputs/{safe['id']}/release/", headers=checker_1).json()
+    assert released["status"] == "released"
+    listing = client.get(f"/api/v1/jobs/{returned.pk}/outputs/", headers=researcher).json()
+    assert next(o for o in listing if o["name"] == "by_age.csv")["download"].endswith(
+        f"/outputs/{safe['id']}/download/"
+    )
+    refused = client.post(
+        f"/api/v1/outputs/{safe['id']}/votes/",
+        {"decision": "approve"},
+        headers=researcher,
+        content_type="application/json",
+    )
+    assert refused.status_code == 403
