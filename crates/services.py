@@ -151,7 +151,7 @@ def submit_request(*, by, project, tres, title, upload, description="", message=
 @transaction.atomic
 def add_version(request, *, by, upload, message=""):
     """Store a new version of the request's crate and enqueue its validation."""
-    request = Request.objects.select_for_update().select_related("project").get(pk=request.pk)
+    request = Request.objects.select_for_update(of=("self",)).select_related("project").get(pk=request.pk)
     latest = request.versions.order_by("-number").first()
     if latest is not None:
         if not permissions.is_project_member(by, request.project) and request.submitter_id != by.pk:
@@ -263,7 +263,7 @@ def validate_version(version_id):
     summary = summaries.summarise(doc)
     findings = crosschecks.crosscheck(summary, version.request)
     with transaction.atomic():
-        version = RequestVersion.objects.select_for_update().get(pk=version_id)
+        version = RequestVersion.objects.select_for_update(of=("self",)).get(pk=version_id)
         version.status = RequestVersion.Status.VALID
         version.metadata = doc
         version.validation_report = report.to_dict()
@@ -303,7 +303,7 @@ def _finish_invalid(version, *, started, refusal=None, report=None, stripped=())
     """An invalid crate keeps nothing but the record of why: the stored ZIP is deleted."""
     with transaction.atomic():
         version = (
-            RequestVersion.objects.select_for_update().select_related("request__project").get(pk=version.pk)
+            RequestVersion.objects.select_for_update(of=("self",)).select_related("request__project").get(pk=version.pk)
         )
         if refusal is not None:
             version.validation_report = {
@@ -345,7 +345,7 @@ def _finish_invalid(version, *, started, refusal=None, report=None, stripped=())
 def _open_jobs(version, workflow_pk):
     """One job per target TRE; on resubmission, jobs waiting for changes move back to review."""
     request = version.request
-    existing = {job.tre_id: job for job in request.jobs.select_for_update()}
+    existing = {job.tre_id: job for job in request.jobs.select_for_update(of=("self",))}
     dataset_ids = [d["id"] for d in (version.summary or {}).get("datasets", [])]
     for tre in request.tres.all():
         job = existing.get(tre.pk)

@@ -127,7 +127,7 @@ def pause_tre(tre, *, by, reason):
     permissions.check_edit_tre(by, tre)
     if not reason.strip():
         raise ServiceError("Say why the TRE is paused; researchers and officers will see it.")
-    tre = TRE.objects.select_for_update().get(pk=tre.pk)
+    tre = TRE.objects.select_for_update(of=("self",)).get(pk=tre.pk)
     if tre.paused:
         return tre
     tre.paused, tre.paused_reason, tre.paused_at = True, reason.strip(), timezone.now()
@@ -140,7 +140,7 @@ def pause_tre(tre, *, by, reason):
 @transaction.atomic
 def resume_tre(tre, *, by):
     permissions.check_edit_tre(by, tre)
-    tre = TRE.objects.select_for_update().get(pk=tre.pk)
+    tre = TRE.objects.select_for_update(of=("self",)).get(pk=tre.pk)
     if not tre.paused:
         return tre
     before = {"reason": tre.paused_reason}
@@ -157,7 +157,7 @@ def resume_tre(tre, *, by):
 @transaction.atomic
 def verify_accreditation(accreditation, *, by):
     permissions.check_verify_accreditation(by, accreditation)
-    accreditation = Accreditation.objects.select_for_update().get(pk=accreditation.pk)
+    accreditation = Accreditation.objects.select_for_update(of=("self",)).get(pk=accreditation.pk)
     if accreditation.is_verified:
         return accreditation
     accreditation.verified_by, accreditation.verified_at = by, timezone.now()
@@ -250,7 +250,7 @@ def _decide(approval, decision, rationale, *, by, verb, project, tre):
 @transaction.atomic
 def decide_project(approval, decision, rationale="", *, by):
     approval = (
-        ProjectApproval.objects.select_for_update().select_related("project", "tre").get(pk=approval.pk)
+        ProjectApproval.objects.select_for_update(of=("self",)).select_related("project", "tre").get(pk=approval.pk)
     )
     permissions.check_govern_tre(by, approval.tre)
     permissions.check_not_conflicted(by, approval.project)
@@ -312,7 +312,7 @@ def invite_member(project, person, role, *, by, justification=""):
 
 @transaction.atomic
 def accept_invitation(membership, *, by):
-    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    membership = Membership.objects.select_for_update(of=("self",)).get(pk=membership.pk)
     if membership.person_id != by.pk:
         raise PermissionDenied("This invitation is for someone else.")
     if membership.status != Membership.Status.INVITED:
@@ -326,7 +326,7 @@ def accept_invitation(membership, *, by):
 
 @transaction.atomic
 def withdraw_membership(membership, *, by):
-    membership = Membership.objects.select_for_update().select_related("project").get(pk=membership.pk)
+    membership = Membership.objects.select_for_update(of=("self",)).select_related("project").get(pk=membership.pk)
     if membership.person_id != by.pk and not permissions.can_manage_project(by, membership.project):
         raise PermissionDenied("Only the member or the project lead can end a membership.")
     if membership.role == Membership.Role.LEAD:
@@ -362,7 +362,7 @@ def _refresh_membership_status(membership):
 @transaction.atomic
 def decide_membership(approval, decision, rationale="", *, by):
     approval = (
-        MembershipApproval.objects.select_for_update()
+        MembershipApproval.objects.select_for_update(of=("self",))
         .select_related("membership__project", "membership__person", "tre")
         .get(pk=approval.pk)
     )
@@ -391,7 +391,7 @@ def lapse_expired_memberships(*, today=None):
     candidates = Membership.objects.filter(
         status__in=[Membership.Status.ACTIVE, Membership.Status.PENDING]
     ).select_related("person", "project")
-    for membership in candidates.select_for_update():
+    for membership in candidates.select_for_update(of=("self",)):
         expired_membership = membership.valid_until is not None and membership.valid_until < today
         if not expired_membership and has_valid_accreditation(membership.person, today):
             continue
@@ -422,7 +422,7 @@ def lapse_expired_memberships(*, today=None):
 def reinstate_membership(membership, *, by):
     """An officer restores a lapsed membership once the person holds a valid accreditation again."""
     membership = (
-        Membership.objects.select_for_update().select_related("project", "person").get(pk=membership.pk)
+        Membership.objects.select_for_update(of=("self",)).select_related("project", "person").get(pk=membership.pk)
     )
     if not any(permissions.can_govern_tre(by, a.tre) for a in membership.approvals.select_related("tre")):
         raise PermissionDenied("Only an officer of one of this project's TREs can reinstate a member.")
@@ -472,7 +472,7 @@ _AGREEMENT_MOVES = {
 @transaction.atomic
 def change_agreement_status(agreement, action, *, by, reason=""):
     agreement = (
-        DataAccessAgreement.objects.select_for_update().select_related("project", "tre").get(pk=agreement.pk)
+        DataAccessAgreement.objects.select_for_update(of=("self",)).select_related("project", "tre").get(pk=agreement.pk)
     )
     permissions.check_govern_tre(by, agreement.tre)
     permissions.check_not_conflicted(by, agreement.project)
@@ -523,7 +523,7 @@ def request_workflow_approval(workflow, tre, *, by):
 @transaction.atomic
 def decide_workflow(approval, decision, rationale="", *, by):
     approval = (
-        WorkflowApproval.objects.select_for_update().select_related("workflow", "tre").get(pk=approval.pk)
+        WorkflowApproval.objects.select_for_update(of=("self",)).select_related("workflow", "tre").get(pk=approval.pk)
     )
     permissions.check_govern_tre(by, approval.tre)
     if decision == Decision.APPROVED:

@@ -328,9 +328,16 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
-        "DecisionStatusEnum": "portal.models.Decision",
+        "ApprovalStatusEnum": "portal.models.Decision",
         "ProjectStatusEnum": "portal.models.Project.Status",
         "MembershipStatusEnum": "portal.models.Membership.Status",
+        "JobStatusEnum": "crates.models.Job.Status",
+        "VersionStatusEnum": "crates.models.RequestVersion.Status",
+        "OutputStatusEnum": "reviews.models.OutputFile.Status",
+        "OutputVerdictEnum": "reviews.models.OutputFile.Verdict",
+        "VoteDecisionEnum": "reviews.models.OutputVote.Decision",
+        "StepOutcomeEnum": "reviews.models.Outcome",
+        "ReviewStepEnum": "reviews.models.Step",
     },
 }
 # The licence under which released outputs are published (an SPDX URL and its name).

@@ -202,7 +202,7 @@ def vote(output, decision, comment="", *, for_researcher=False, by):
         )
     with transaction.atomic():
         output = (
-            OutputFile.objects.select_for_update()
+            OutputFile.objects.select_for_update(of=("self",))
             .select_related("job__tre", "job__request__project")
             .get(pk=output.pk)
         )
@@ -287,7 +287,7 @@ def _check_researcher(job, user):
 def describe(output, *, context, justification, by):
     """The researcher's context and justification for one file (any time before it is decided)."""
     output = (
-        OutputFile.objects.select_for_update()
+        OutputFile.objects.select_for_update(of=("self",))
         .select_related("job__request__project", "job__tre")
         .get(pk=output.pk)
     )
@@ -306,7 +306,7 @@ def describe(output, *, context, justification, by):
 def respond(output, *, context, justification, by):
     """Answer a request for changes: the file goes back to the checkers for a new round."""
     output = (
-        OutputFile.objects.select_for_update()
+        OutputFile.objects.select_for_update(of=("self",))
         .select_related("job__request__project", "job__tre")
         .get(pk=output.pk)
     )
@@ -343,7 +343,7 @@ def respond(output, *, context, justification, by):
 @transaction.atomic
 def withdraw(output, *, by):
     output = (
-        OutputFile.objects.select_for_update()
+        OutputFile.objects.select_for_update(of=("self",))
         .select_related("job__request__project", "job__tre")
         .get(pk=output.pk)
     )
@@ -371,7 +371,7 @@ def withdraw(output, *, by):
 def release(output, *, by):
     """A checker releases one approved file to the project's members."""
     output = (
-        OutputFile.objects.select_for_update()
+        OutputFile.objects.select_for_update(of=("self",))
         .select_related("job__tre", "job__request__project")
         .get(pk=output.pk)
     )

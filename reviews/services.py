@@ -26,7 +26,7 @@ class ReviewError(Exception):
 
 def _lock(job):
     return (
-        Job.objects.select_for_update()
+        Job.objects.select_for_update(of=("self",))
         .select_related("request__project", "request__submitter", "tre", "version", "workflow")
         .get(pk=job.pk)
     )

@@ -109,4 +109,3 @@ def test_combined_pages(client, released_at_both, alice, cam):
     client.force_login(alice)
     download = client.get(f"/combined/{release.pk}/download/")
     assert b"".join(download.streaming_content).startswith(b"age_band,female,male\n18-39,215,235")
-    download.close()

@@ -218,7 +218,6 @@ def test_pages_for_checkers_and_researchers(client, returned, cam, chris, alice)
     outputs.release(safe, by=chris)
     response = client.get(f"/outputs/{safe.pk}/download/")
     assert b"".join(response.streaming_content) == SAFE
-    response.close()
     assert AuditEvent.objects.filter(verb="outputs.file_downloaded", actor_label=alice.email).count() == 1
     pdf = client.get(f"/jobs/{returned.pk}/outputs/certificate.pdf")
     assert pdf.content.startswith(b"%PDF")
@@ -230,7 +229,6 @@ def test_no_output_is_reachable_before_release_by_anyone_outside(client, returne
         client.force_login(user)
         response = client.get(f"/outputs/{output.pk}/download/")
         assert response.status_code in (403, 404), user
-        response.close()
 
 
 def test_api_parity_for_checkers_and_researchers(client, returned, cam, chris, alice):

@@ -272,7 +272,10 @@ def test_every_role_against_every_page(client, everyone, new_job, tre_a):
             want = expected.get(role, expected["default"])
             response = client.get(url)
             got = _outcome(response)
-            response.close()  # streamed downloads hold their file open until closed
+            if response.streaming:
+                # Exhaust streamed downloads so their files close (and the test client's own
+                # wrapper closes the response without dropping the database connection).
+                b"".join(response.streaming_content)
             if got != want:
                 failures.append(f"{role:10} {name:20} expected {want}, got {got}")
     assert not failures, "\n".join(failures)
