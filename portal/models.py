@@ -536,3 +536,6 @@ class PersonalToken(models.Model):
     @property
     def is_usable(self):
         return self.revoked_at is None and self.expires_at > timezone.now()
+
+
+from portal.public_models import PublicQuestion  # noqa: E402, F401

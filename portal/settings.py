@@ -335,8 +335,7 @@ SPECTACULAR_SETTINGS = {
         "VersionStatusEnum": "crates.models.RequestVersion.Status",
         "OutputStatusEnum": "reviews.models.OutputFile.Status",
         "OutputVerdictEnum": "reviews.models.OutputFile.Verdict",
-        "VoteDecisionEnum": "reviews.models.OutputVote.Decision",
-        "StepOutcomeEnum": "reviews.models.Outcome",
+        "DecisionOutcomeEnum": "reviews.models.Outcome",
         "ReviewStepEnum": "reviews.models.Step",
     },
 }

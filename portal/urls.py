@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 from portal.views import people, projects, registry
 
 urlpatterns = [
+    path("public/", include("portal.public_urls")),
     path("", people.home, name="home"),
     path("dashboard/", people.dashboard, name="dashboard"),
     # Organisations, TREs, datasets
