@@ -271,13 +271,7 @@ def seed(stdout=None):
             tre = tres[slug]
             officer = cast["oscar"] if slug == "nfhdn" else cast["olivia"]
             approval = services.request_project_approval(project, tre, by=cast["bob"])
-            services.decide_project(approval, Decision.APPROVED, by=officer)
-            for membership_approval in MembershipApproval.objects.filter(
-                membership__project=project, tre=tre
-            ):
-                person = membership_approval.membership.person
-                if services.has_valid_accreditation(person):
-                    services.decide_membership(membership_approval, Decision.APPROVED, by=officer)
+            # The agreement is in force before approval: the Data Use Register entry names its datasets.
             agreement = DataAccessAgreement.objects.create(
                 project=project,
                 tre=tre,
@@ -291,6 +285,13 @@ def seed(stdout=None):
             agreement.datasets.set(tre.datasets.all())
             services.audit.record("agreement.created", by=officer, obj=agreement, tre=tre, project=project)
             services.change_agreement_status(agreement, "activate", by=officer)
+            services.decide_project(approval, Decision.APPROVED, by=officer)
+            for membership_approval in MembershipApproval.objects.filter(
+                membership__project=project, tre=tre
+            ):
+                person = membership_approval.membership.person
+                if services.has_valid_accreditation(person):
+                    services.decide_membership(membership_approval, Decision.APPROVED, by=officer)
 
     # The daily sweep lapses dan, whose accreditation has expired.
     services.lapse_expired_memberships()

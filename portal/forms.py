@@ -113,7 +113,7 @@ class ProfileForm(forms.ModelForm):
 
     class Meta:
         model = Profile
-        fields = ["display_name", "orcid", "affiliation"]
+        fields = ["display_name", "orcid", "affiliation", "publish_name_in_registers"]
 
     def clean_orcid(self):
         value = self.cleaned_data["orcid"]
@@ -154,8 +154,29 @@ class ProjectForm(forms.ModelForm):
             "ethics_reference",
             "start_date",
             "end_date",
+            "organisation_sector",
+            "request_category_type",
+            "access_type",
+            "legal_basis_for_data_article6",
+            "legal_basis_for_data_article9",
+            "duty_of_confidentiality",
+            "national_data_optout",
+            "request_frequency",
+            "sublicence_arrangements",
+            "other_approval_committees",
+            "dataset_linkage_description",
+            "confidential_data_description",
+            "privacy_enhancements",
         ]
         widgets = {"start_date": DATE_INPUT, "end_date": DATE_INPUT}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Most projects run inside a TRE; the register's Access type defaults to that.
+        self.fields["access_type"].required = False
+
+    def clean_access_type(self):
+        return self.cleaned_data.get("access_type") or Project._meta.get_field("access_type").default
 
     def clean(self):
         cleaned = super().clean()

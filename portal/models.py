@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from portal import dur
 from portal.audit import AuditChainHead, AuditEvent  # noqa: F401  (models live in this app)
 from portal.validators import validate_orcid, validate_ror_id, validate_sha256
 
@@ -163,6 +164,9 @@ class Profile(models.Model):
         Organisation, on_delete=models.SET_NULL, null=True, blank=True, related_name="people"
     )
     notification_preferences = models.JSONField(default=dict, blank=True)
+    publish_name_in_registers = models.BooleanField(
+        default=False, help_text="Name me (and my ORCID) as an applicant in the public Data Use Register."
+    )
 
     class Meta:
         constraints = [
@@ -254,6 +258,19 @@ class Project(models.Model):
         "start_date",
         "end_date",
         "status",
+        "organisation_sector",
+        "sublicence_arrangements",
+        "request_category_type",
+        "other_approval_committees",
+        "legal_basis_for_data_article6",
+        "legal_basis_for_data_article9",
+        "duty_of_confidentiality",
+        "national_data_optout",
+        "request_frequency",
+        "dataset_linkage_description",
+        "confidential_data_description",
+        "access_type",
+        "privacy_enhancements",
     )
 
     identifier = models.CharField(
@@ -273,6 +290,28 @@ class Project(models.Model):
     start_date = models.DateField(null=True, blank=True)
     end_date = models.DateField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    # Data Use Register fields (HDR UK template lookups, see portal/dur.py); all public.
+    organisation_sector = models.CharField(max_length=60, blank=True, choices=dur.OrganisationSector.choices)
+    sublicence_arrangements = models.CharField(max_length=3, blank=True, choices=dur.YesNo.choices)
+    request_category_type = models.CharField(max_length=40, blank=True, choices=dur.RequestCategory.choices)
+    other_approval_committees = models.TextField(blank=True, help_text="One per line.")
+    legal_basis_for_data_article6 = models.CharField(
+        "legal basis (UK GDPR Article 6)", max_length=20, blank=True, choices=dur.Article6.choices
+    )
+    legal_basis_for_data_article9 = models.CharField(
+        "condition (UK GDPR Article 9)", max_length=20, blank=True, choices=dur.Article9.choices
+    )
+    duty_of_confidentiality = models.CharField(
+        max_length=40, blank=True, choices=dur.DutyOfConfidentiality.choices
+    )
+    national_data_optout = models.CharField(
+        "national data opt-out applied", max_length=20, blank=True, choices=dur.YesNoNotApplicable.choices
+    )
+    request_frequency = models.CharField(max_length=20, blank=True, choices=dur.RequestFrequency.choices)
+    dataset_linkage_description = models.TextField(blank=True)
+    confidential_data_description = models.TextField(blank=True)
+    access_type = models.CharField(max_length=10, choices=dur.AccessType.choices, default=dur.AccessType.TRE)
+    privacy_enhancements = models.TextField(blank=True)
     tres = models.ManyToManyField(TRE, through="ProjectApproval", related_name="projects")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

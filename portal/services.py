@@ -250,12 +250,20 @@ def _decide(approval, decision, rationale, *, by, verb, project, tre):
 @transaction.atomic
 def decide_project(approval, decision, rationale="", *, by):
     approval = (
-        ProjectApproval.objects.select_for_update(of=("self",)).select_related("project", "tre").get(pk=approval.pk)
+        ProjectApproval.objects.select_for_update(of=("self",))
+        .select_related("project", "tre")
+        .get(pk=approval.pk)
     )
     permissions.check_govern_tre(by, approval.tre)
     permissions.check_not_conflicted(by, approval.project)
     project = approval.project
     _decide(approval, decision, rationale, by=by, verb="project", project=project, tre=approval.tre)
+    if decision == Decision.APPROVED:
+        # The Data Use Register's required fields must be complete before a TRE approves the project;
+        # a refusal here rolls the approval back with the rest of this transaction.
+        from portal import dur
+
+        dur.check_dur_ready(project)
     standing_changed()
     if decision == Decision.APPROVED and project.status == Project.Status.DRAFT:
         project.status = Project.Status.ACTIVE
@@ -326,7 +334,9 @@ def accept_invitation(membership, *, by):
 
 @transaction.atomic
 def withdraw_membership(membership, *, by):
-    membership = Membership.objects.select_for_update(of=("self",)).select_related("project").get(pk=membership.pk)
+    membership = (
+        Membership.objects.select_for_update(of=("self",)).select_related("project").get(pk=membership.pk)
+    )
     if membership.person_id != by.pk and not permissions.can_manage_project(by, membership.project):
         raise PermissionDenied("Only the member or the project lead can end a membership.")
     if membership.role == Membership.Role.LEAD:
@@ -422,7 +432,9 @@ def lapse_expired_memberships(*, today=None):
 def reinstate_membership(membership, *, by):
     """An officer restores a lapsed membership once the person holds a valid accreditation again."""
     membership = (
-        Membership.objects.select_for_update(of=("self",)).select_related("project", "person").get(pk=membership.pk)
+        Membership.objects.select_for_update(of=("self",))
+        .select_related("project", "person")
+        .get(pk=membership.pk)
     )
     if not any(permissions.can_govern_tre(by, a.tre) for a in membership.approvals.select_related("tre")):
         raise PermissionDenied("Only an officer of one of this project's TREs can reinstate a member.")
@@ -472,7 +484,9 @@ _AGREEMENT_MOVES = {
 @transaction.atomic
 def change_agreement_status(agreement, action, *, by, reason=""):
     agreement = (
-        DataAccessAgreement.objects.select_for_update(of=("self",)).select_related("project", "tre").get(pk=agreement.pk)
+        DataAccessAgreement.objects.select_for_update(of=("self",))
+        .select_related("project", "tre")
+        .get(pk=agreement.pk)
     )
     permissions.check_govern_tre(by, agreement.tre)
     permissions.check_not_conflicted(by, agreement.project)
@@ -523,7 +537,9 @@ def request_workflow_approval(workflow, tre, *, by):
 @transaction.atomic
 def decide_workflow(approval, decision, rationale="", *, by):
     approval = (
-        WorkflowApproval.objects.select_for_update(of=("self",)).select_related("workflow", "tre").get(pk=approval.pk)
+        WorkflowApproval.objects.select_for_update(of=("self",))
+        .select_related("workflow", "tre")
+        .get(pk=approval.pk)
     )
     permissions.check_govern_tre(by, approval.tre)
     if decision == Decision.APPROVED:

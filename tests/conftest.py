@@ -103,6 +103,7 @@ def project(bob, alice, tre_a, olivia):
     """PRJ approved at TRE A with bob as lead and alice an approved member, and an agreement in force."""
     from portal.forms import ProjectForm
 
+    sponsor = factories.OrganisationFactory(name="Sponsoring University")
     form = ProjectForm(
         {
             "identifier": "PRJ-2026-0100",
@@ -110,6 +111,7 @@ def project(bob, alice, tre_a, olivia):
             "lay_summary": "Who recovered, and how fast.",
             "public_benefit": "Better planning.",
             "technical_summary": "Cox models.",
+            "sponsor": sponsor.pk,
         }
     )
     assert form.is_valid(), form.errors
@@ -117,15 +119,16 @@ def project(bob, alice, tre_a, olivia):
     membership = services.invite_member(project, alice, "researcher", by=bob)
     services.accept_invitation(membership, by=alice)
     approval = services.request_project_approval(project, tre_a, by=bob)
+    # The agreement comes first: the Data Use Register entry names its datasets at approval.
+    dataset = factories.DatasetFactory(tre=tre_a)
+    agreement = factories.AgreementFactory(project=project, tre=tre_a, created_by=olivia)
+    agreement.datasets.add(dataset)
+    services.change_agreement_status(agreement, "activate", by=olivia)
     services.decide_project(approval, "approved", by=olivia)
     for membership_approval in project.memberships.get(person=alice).approvals.all():
         services.decide_membership(membership_approval, "approved", by=olivia)
     for membership_approval in project.memberships.get(person=bob).approvals.all():
         services.decide_membership(membership_approval, "approved", by=olivia)
-    dataset = factories.DatasetFactory(tre=tre_a)
-    agreement = factories.AgreementFactory(project=project, tre=tre_a, created_by=olivia)
-    agreement.datasets.add(dataset)
-    services.change_agreement_status(agreement, "activate", by=olivia)
     project.refresh_from_db()
     return project
 
@@ -205,14 +208,14 @@ def two_tre_request(
 
     project = registry["project"]
     approval = services.request_project_approval(project, tre_b, by=project.lead)
-    services.decide_project(approval, "approved", by=oscar)
-    for membership in project.memberships.all():
-        for membership_approval in membership.approvals.filter(tre=tre_b):
-            services.decide_membership(membership_approval, "approved", by=oscar)
     dataset_b = factories.DatasetFactory(tre=tre_b)
     agreement = factories.AgreementFactory(project=project, tre=tre_b, created_by=oscar)
     agreement.datasets.add(dataset_b)
     services.change_agreement_status(agreement, "activate", by=oscar)
+    services.decide_project(approval, "approved", by=oscar)
+    for membership in project.memberships.all():
+        for membership_approval in membership.approvals.filter(tre=tre_b):
+            services.decide_membership(membership_approval, "approved", by=oscar)
     workflow_approval = services.request_workflow_approval(registry["workflow"], tre_b, by=oscar)
     services.decide_workflow(workflow_approval, "approved", by=oscar)
     metadata = cratekit.request_metadata(

@@ -110,3 +110,16 @@ class WorkflowFactory(factory.django.DjangoModelFactory):
     sha256 = "a" * 64
     language = ApprovedWorkflow.Language.CWL
     executor = ApprovedWorkflow.Executor.CWL
+
+
+def make_dur_ready(project, tre, officer):
+    """Give a project what its Data Use Register entry needs before a TRE approves it."""
+    from portal import services
+
+    if project.sponsor_id is None:
+        project.sponsor = OrganisationFactory()
+        project.save(update_fields=["sponsor"])
+    agreement = AgreementFactory(project=project, tre=tre, created_by=officer)
+    agreement.datasets.add(DatasetFactory(tre=tre))
+    services.change_agreement_status(agreement, "activate", by=officer)
+    return agreement

@@ -171,6 +171,14 @@ def test_lead_asks_a_tre_and_the_officer_approves_from_the_queue(client, alice, 
     login(client, olivia)
     queue = client.get(reverse("approvals_queue", args=[tre_a.slug])).content.decode()
     assert project.identifier in queue
+    # Without a sponsor and an agreement the register entry is incomplete: the approval is refused.
+    response = client.post(
+        reverse("project_decide", args=[approval.pk]), {"decision": "approved", "rationale": ""}, follow=True
+    )
+    assert "Data Use Register" in response.content.decode()
+    approval.refresh_from_db()
+    assert approval.status == "pending"
+    factories.make_dur_ready(project, tre_a, olivia)
     client.post(reverse("project_decide", args=[approval.pk]), {"decision": "approved", "rationale": ""})
     approval.refresh_from_db()
     assert approval.status == "approved"

@@ -84,6 +84,7 @@ def test_the_same_decision_twice_is_harmless_and_a_different_one_is_refused(bob,
     project = factories.ProjectFactory(lead=bob)
     assign_perm("portal.manage_project", bob, project)
     approval = services.request_project_approval(project, tre_a, by=bob)
+    factories.make_dur_ready(project, tre_a, olivia)
     services.decide_project(approval, Decision.APPROVED, by=olivia)
     count = AuditEvent.objects.count()
     services.decide_project(approval, Decision.APPROVED, by=olivia)
@@ -242,3 +243,19 @@ def test_decided_approvals_need_who_and_when_in_the_database(project, tre_a):
     approval = project.approvals.get(tre=tre_a)
     with pytest.raises(IntegrityError), transaction.atomic():
         type(approval).objects.filter(pk=approval.pk).update(decided_by=None)
+
+
+def test_approval_needs_a_complete_data_use_register_entry(bob, tre_a, olivia):
+    from guardian.shortcuts import assign_perm
+
+    project = factories.ProjectFactory(lead=bob)
+    assign_perm("portal.manage_project", bob, project)
+    approval = services.request_project_approval(project, tre_a, by=bob)
+    with pytest.raises(ValidationError, match="Data Use Register"):
+        services.decide_project(approval, Decision.APPROVED, by=olivia)
+    approval.refresh_from_db()
+    assert approval.status == Decision.PENDING
+    factories.make_dur_ready(project, tre_a, olivia)
+    services.decide_project(approval, Decision.APPROVED, by=olivia)
+    approval.refresh_from_db()
+    assert approval.status == Decision.APPROVED
