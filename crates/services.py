@@ -303,7 +303,9 @@ def _finish_invalid(version, *, started, refusal=None, report=None, stripped=())
     """An invalid crate keeps nothing but the record of why: the stored ZIP is deleted."""
     with transaction.atomic():
         version = (
-            RequestVersion.objects.select_for_update(of=("self",)).select_related("request__project").get(pk=version.pk)
+            RequestVersion.objects.select_for_update(of=("self",))
+            .select_related("request__project")
+            .get(pk=version.pk)
         )
         if refusal is not None:
             version.validation_report = {

@@ -183,7 +183,9 @@ def _check_deciding_checker(release, user):
 @transaction.atomic
 def decide(release, approve, rationale="", *, by):
     release = (
-        CombinedRelease.objects.select_for_update(of=("self",)).select_related("request__project").get(pk=release.pk)
+        CombinedRelease.objects.select_for_update(of=("self",))
+        .select_related("request__project")
+        .get(pk=release.pk)
     )
     _check_deciding_checker(release, by)
     target = CombinedRelease.Status.RELEASED if approve else CombinedRelease.Status.WITHHELD

@@ -152,7 +152,11 @@ def can_transition(job, to_state, *, by):
 def transition(job, to_state, *, by, message="", extra=None):
     """Move the job, writing the change and its audit event in one transaction. Returns the job."""
     with transaction.atomic():
-        locked = Job.objects.select_for_update(of=("self",)).select_related("request__project", "tre").get(pk=job.pk)
+        locked = (
+            Job.objects.select_for_update(of=("self",))
+            .select_related("request__project", "tre")
+            .get(pk=job.pk)
+        )
         if locked.status == to_state:
             return locked  # the same move twice (a double submission) is harmless
         move = check_transition(locked, to_state, by=by)

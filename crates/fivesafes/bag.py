@@ -66,7 +66,7 @@ def verify_bag(bag_dir: str | Path) -> BagInfo:
     bag_dir = Path(bag_dir)
     if not bag_dir.is_dir():
         raise CrateRefused("bag.not_a_bag", "The crate is not a folder.", bag_dir.name)
-    _refuse_links(bag_dir)
+    payload_files, payload_bytes = _scan(bag_dir)
     if not (bag_dir / "bagit.txt").is_file():
         raise CrateRefused(
             "bag.not_a_bag", "The crate folder has no bagit.txt, so it is not a BagIt bag.", "bagit.txt"
@@ -108,31 +108,51 @@ def verify_bag(bag_dir: str | Path) -> BagInfo:
         raise _validation_refusal(exc) from exc
     except bagit.BagError as exc:
         raise CrateRefused("bag.invalid", f"The bag is not valid: {exc}.") from exc
-    payload = [bag_dir / name for name in bag.payload_files()]
     return BagInfo(
         path=bag_dir,
         external_identifier=external_id,
         uuid=uuid.UUID(_EXTERNAL_ID_RE.match(external_id).group(1)),  # type: ignore[union-attr]
         bagit_version=(version[0], version[1]),
         algorithms=tuple(sorted(bag.algorithms)),
-        payload_files=len(payload),
-        payload_bytes=sum(path.stat().st_size for path in payload),
+        payload_files=payload_files,
+        payload_bytes=payload_bytes,
         has_tagmanifest=(bag_dir / TAGMANIFEST).is_file(),
         info=dict(bag.info),
     )
 
 
-def _refuse_links(bag_dir: Path) -> None:
-    for root, dirs, files in os.walk(bag_dir):
-        for name in dirs + files:
-            path = Path(root, name)
-            relative = path.relative_to(bag_dir).as_posix()
-            if path.is_symlink():
-                raise CrateRefused("bag.symlink", "Symbolic links are not accepted in a crate.", relative)
-            if not (path.is_dir() or path.is_file()):
-                raise CrateRefused(
-                    "bag.special_file", "Only regular files and folders are accepted.", relative
-                )
+def _scan(bag_dir: Path) -> tuple[int, int]:
+    """Refuse links and special files anywhere in the bag; return the payload's file count and bytes.
+
+    One pass of ``os.scandir``, whose entries know their type without a ``stat`` per file.
+    """
+    files = size = 0
+    pending = [(str(bag_dir), "")]
+    while pending:
+        folder, prefix = pending.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    relative = prefix + entry.name
+                    if entry.is_symlink():
+                        raise CrateRefused(
+                            "bag.symlink", "Symbolic links are not accepted in a crate.", relative
+                        )
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append((entry.path, relative + "/"))
+                    elif entry.is_file(follow_symlinks=False):
+                        if relative.startswith("data/"):
+                            files += 1
+                            size += entry.stat(follow_symlinks=False).st_size
+                    else:
+                        raise CrateRefused(
+                            "bag.special_file", "Only regular files and folders are accepted.", relative
+                        )
+        except OSError as exc:
+            raise CrateRefused(
+                "bag.unreadable", "The bag's folders cannot be read.", prefix.rstrip("/") or None
+            ) from exc
+    return files, size
 
 
 def _external_identifier(info: dict[str, str | list[str]]) -> str:

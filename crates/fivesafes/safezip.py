@@ -238,17 +238,23 @@ def _extract(
     archive: zipfile.ZipFile, entries: list[_Entry], dest: Path, limits: Limits, archive_size: int
 ) -> None:
     total = 0
+    root = dest.resolve()
+    # Every folder under the (empty) destination is made here and files are created exclusively, so no
+    # link can lie on an entry's way: checking the joined path is enough, without resolving each one.
+    made = {root}
     for entry in entries:
-        target = dest.joinpath(*entry.parts)
+        target = root.joinpath(*entry.parts)
         # Names were checked above; this guards the invariant rather than the input.
-        if not target.resolve().is_relative_to(dest.resolve()):
+        if ".." in entry.parts or not target.is_relative_to(root):
             raise CrateRefused(
                 "zip.path_traversal", "A ZIP entry would be written outside the crate.", entry.info.filename
             )
+        folder = target if entry.is_dir else target.parent
+        if folder not in made:
+            folder.mkdir(parents=True, exist_ok=True)
+            made.add(folder)
         if entry.is_dir:
-            target.mkdir(parents=True, exist_ok=True)
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
         is_metadata = entry.parts[1:] == _METADATA_NAME
         written = 0
         try:

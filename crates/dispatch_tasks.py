@@ -1,0 +1,16 @@
+"""Background work for dispatch (django-q2). Tasks take ids or nothing, and are idempotent."""
+
+import logging
+
+from crates import dispatch
+
+log = logging.getLogger(__name__)
+
+
+def expire_leases():
+    """Every minute: queue again the jobs whose agent stopped renewing its lease, or fail them when
+    they have used every attempt."""
+    report = dispatch.expire_leases()
+    if report.requeued or report.failed:
+        log.info("Lease expiry: requeued jobs %s, failed jobs %s", report.requeued, report.failed)
+    return {"requeued": report.requeued, "failed": report.failed}
