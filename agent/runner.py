@@ -175,6 +175,8 @@ class Heartbeat(threading.Thread):
         self.cancel_requested = threading.Event()
         self.lost = threading.Event()
         self._stopped = threading.Event()
+        # While results upload, the upload's answer is what counts: an accepted upload ends the lease.
+        self.uploading = False
         if job.cancel_requested:
             self._cancelled(job.cancel_reason)
 
@@ -192,7 +194,7 @@ class Heartbeat(threading.Thread):
             try:
                 state = self.client.heartbeat(self.job.id, self.job.fencing_token)
             except (LeaseLost, NotAuthorized) as exc:
-                if not self._stopped.is_set():
+                if not self._stopped.is_set() and not self.uploading:
                     log.warning(
                         "lease lost; stopping work on the job",
                         extra={"event": "job.lease_lost", "job": self.job.id, "detail": str(exc)},
@@ -556,9 +558,33 @@ class Runner:
                 self._run(job, directory, previous, cancel, heartbeat)
         except LeaseLost as exc:
             self._abandon(job, directory, str(exc))
+        except Refused as exc:
+            # A refusal the runner cannot act on: leave the job to the lease's expiry.
+            log.error(
+                "the portal refused a request about the job",
+                extra={"event": "job.refused", "job": job.id, "status": exc.status, "detail": str(exc)},
+            )
+            self._abandon(job, directory, str(exc))
+        except (Unavailable, NotAuthorized):
+            raise  # the run loop reconciles, or stops
+        except Exception as exc:
+            log.exception(
+                "the agent failed while handling the job", extra={"event": "job.error", "job": job.id}
+            )
+            self._fail_after_error(job, directory, heartbeat, exc)
         finally:
             heartbeat.stop()
             self._current = None
+
+    def _fail_after_error(
+        self, job: LeasedJob, directory: JobDirectory, heartbeat: Heartbeat, exc: Exception
+    ) -> None:
+        state = load_state(directory) or LocalState(job.id, job.fencing_token, "running")
+        reason = f"the TRE agent failed while handling the job ({type(exc).__name__})"
+        try:
+            self._end(job, directory, state, heartbeat, "failed", reason)
+        except (LeaseLost, Refused) as refused:
+            self._abandon(job, directory, str(refused))
 
     def _run(
         self,
@@ -687,6 +713,7 @@ class Runner:
         self, job: LeasedJob, directory: JobDirectory, state: LocalState, heartbeat: Heartbeat
     ) -> None:
         path = directory.root / "results" / "results.zip"
+        heartbeat.uploading = True
         try:
             answer = self.client.upload_results(
                 job, path, sha256=state.results_sha256 or "", idempotency_key=state.idempotency_key or ""

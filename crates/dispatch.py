@@ -6,15 +6,16 @@ Every function that changes something takes the actor as `by=` (a person, an Age
 
 Invariants:
 
-* An agent acts only on jobs of its own TRE, and only on jobs it holds a live lease on.
+* An agent acts only on jobs of its own TRE whose lease it holds. A lapsed lease stays the agent's
+  until the expiry sweep (or a revocation) ends it; ending it is what lets another agent claim the job.
 * Every claim increments the job's fencing token. Status updates, downloads and uploads carry the
   token they were given; any other token is stale and refused, so a job whose lease expired and was
   claimed again can never be finished by the agent that lost it.
 * Row locks are always taken in the order agent, job, lease, audit head, so claims, updates and the
   expiry sweep never deadlock.
 * A results crate becomes visible only when its checksum and contents are verified, in the same
-  transaction that moves the job to "outputs returned"; a rejected upload keeps nothing but the record
-  of why.
+  transaction that moves the job to "outputs returned" (the disclosure checks start on commit); a
+  rejected upload keeps nothing but the record of why.
 """
 
 import hashlib
@@ -49,7 +50,7 @@ from reviews.transitions import OFFICER, RESEARCHER, actor_kinds, transition
 
 S = Job.Status
 
-# Jobs an agent works on under a lease, and the states a lease ends in.
+# Jobs an agent works on under a lease; with queued ones, the jobs "in dispatch".
 ACTIVE = (S.CLAIMED, S.RUNNING)
 DISPATCH_STATES = (S.QUEUED, S.CLAIMED, S.RUNNING)
 # Last contact is written at most this often outside claims, to keep busy agents cheap.
@@ -407,7 +408,9 @@ def _workflow_approved_at(job):
 
 
 def _job_at_tre(agent, job_id, *, lock=False):
-    queryset = Job.objects.select_related("lease", "tre", "request__project", "version", "workflow")
+    queryset = Job.objects.select_related("lease", "tre", "request__project", "version", "workflow").defer(
+        *_BULKY
+    )
     if lock:
         queryset = queryset.select_for_update(of=("self",))
     job = queryset.filter(pk=job_id, tre_id=agent.tre_id).first()
@@ -860,7 +863,7 @@ def _release(job_id, *, now=None, why=None):
         if job is None or _lease_of(job) is None:
             return None
         # Read the lease again under its own lock, so a heartbeat that renewed it in time is seen.
-        lease = JobLease.objects.select_for_update().select_related("agent").get(job=job)
+        lease = JobLease.objects.select_for_update(of=("self",)).select_related("agent").get(job=job)
         now = now or timezone.now()
         if job.status not in ACTIVE or lease.finished_at is not None:
             return None
@@ -979,6 +982,7 @@ def dispatch_overview(tre, now=None):
     for job in (
         Job.objects.filter(tre=tre, status__in=DISPATCH_STATES)
         .select_related("request__project", "lease__agent")
+        .defer("metadata")
         .order_by("status_changed_at")
     ):
         lease = _lease_of(job)

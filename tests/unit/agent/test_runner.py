@@ -224,3 +224,16 @@ def test_the_agent_refuses_to_start_without_its_token(tmp_path):
     assert entry["event"] == "agent.misconfigured"
     assert "cannot read the token file" in entry["detail"]
     assert time.monotonic() - started < 30
+
+
+def test_the_demo_launcher_needs_what_seed_demo_writes(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "agent.demo", "--portal", "http://127.0.0.1:9", "--dir", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 2
+    entry = json.loads(completed.stderr.strip().splitlines()[-1])
+    assert (entry["event"], entry["dir"]) == ("demo.no_agents", str(tmp_path))
