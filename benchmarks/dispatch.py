@@ -303,7 +303,7 @@ def latency(port, tokens, rounds, fixture):
 
     def poll(token):
         agent = Agent(port, token)
-        body = json.dumps({"wait_seconds": 20})
+        body = json.dumps({"wait_seconds": 5})
         while not stop.is_set():
             status, data = agent.post(CLAIM, body)
             if status == 200:
@@ -421,7 +421,7 @@ def report(args, results, machine, waits):
         "`job.claimed` event, and the audit chain must verify. For the latency, the agents long-poll "
         "(the portal re-checks the queue every `PORTAL_AGENT_CLAIM_POLL_SECONDS`, 0.25 s by default); each "
         "round times the officer's sign-off call (evidence, write-back, the approved and queued "
-        "transitions) until an agent's claim answer arrives."
+        "transitions) until an agent's claim answer arrives; the agents' long polls last 5 s each."
         + (f" {errors} request(s) failed during the runs." if errors else ""),
         "",
         "Where the claims' database sessions were, sampled every 5 ms during the throughput run: "
@@ -545,7 +545,11 @@ def main():
     finally:
         if server is not None:
             server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()  # long polls still open: no need to wait them out
+                server.wait()
         from django.db import connections
 
         connections.close_all()

@@ -237,3 +237,32 @@ def test_the_demo_launcher_needs_what_seed_demo_writes(tmp_path):
     assert completed.returncode == 2
     entry = json.loads(completed.stderr.strip().splitlines()[-1])
     assert (entry["event"], entry["dir"]) == ("demo.no_agents", str(tmp_path))
+
+
+def test_a_sandboxed_workflow_left_by_a_killed_agent_is_reaped(tmp_path):
+    directory = JobDirectory.create(tmp_path, "9")
+    script = (
+        "from pathlib import Path\n"
+        "from agent.sandbox import ResourceLimits, minimal_environment, run_sandboxed\n"
+        f"d = Path({str(directory.root)!r})\n"
+        "run_sandboxed(['sleep', '3393'], cwd=d / 'work',\n"
+        "    env=minimal_environment(path='/usr/bin:/bin', home=d / 'home', tmpdir=d / 'tmp'),\n"
+        "    limits=ResourceLimits(timeout_seconds=600, cpu_seconds=600, memory_bytes=1 << 30,\n"
+        "                          max_file_bytes=1 << 20),\n"
+        "    stdout=d / 'logs' / 'out', stderr=d / 'logs' / 'err')\n"
+    )
+
+    def sleeps():
+        return [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "3393"]]
+
+    agent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    deadline = time.monotonic() + 30
+    while not sleeps() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    agent.kill()
+    agent.wait()
+    assert sleeps(), "the workflow outlives the agent that started it"
+
+    assert reap_leftovers(directory.root) >= 1
+    psutil.wait_procs(sleeps(), timeout=5)
+    assert not sleeps()
