@@ -53,13 +53,9 @@ DOC = ROOT / "docs" / "performance.md"
 urlpatterns: list = []
 
 
-def wsgi_application():
-    """The portal's WSGI application with one more endpoint: a bare DRF view returning a constant."""
-    import django
-
-    django.setup()
+def install_constant_endpoint():
+    """Serve the portal's URLs plus one more: a bare DRF view returning a constant."""
     from django.conf import settings
-    from django.core.wsgi import get_wsgi_application
     from django.urls import include, path
     from rest_framework.permissions import AllowAny
     from rest_framework.response import Response
@@ -74,6 +70,16 @@ def wsgi_application():
 
     urlpatterns[:] = [path(CONSTANT.strip("/") + "/", Constant.as_view()), path("", include("portal.urls"))]
     settings.ROOT_URLCONF = __name__
+
+
+def wsgi_application():
+    """The portal's WSGI application with the constant endpoint, for gunicorn."""
+    import django
+
+    django.setup()
+    from django.core.wsgi import get_wsgi_application
+
+    install_constant_endpoint()
     return get_wsgi_application()
 
 
@@ -329,6 +335,36 @@ def latency(port, tokens, rounds, fixture):
     return statistics.median(delays), delays[int(0.9 * (len(delays) - 1))], delays[-1]
 
 
+# --- What one request costs ---------------------------------------------------------------------
+
+
+def costs(token, fixture, count=100):
+    """One request at a time, in this process: wall time, Python CPU and the PostgreSQL backend's CPU
+    per request, for a claim and for the constant endpoint (milliseconds)."""
+    import psutil
+    from django.db import connection
+    from django.test import Client
+
+    install_constant_endpoint()
+    jobs(count + 1, "queued", *fixture)
+    client = Client(HTTP_HOST="127.0.0.1")
+    connection.ensure_connection()
+    backend = psutil.Process(connection.connection.info.backend_pid)
+
+    def measure(path, headers):
+        client.post(path, {"wait_seconds": 0}, content_type="application/json", **headers)
+        wall, python, before = time.perf_counter(), time.process_time(), sum(backend.cpu_times()[:2])
+        for _ in range(count):
+            client.post(path, {"wait_seconds": 0}, content_type="application/json", **headers)
+        database = sum(backend.cpu_times()[:2]) - before
+        return tuple(
+            value * 1000 / count
+            for value in (time.perf_counter() - wall, time.process_time() - python, database)
+        )
+
+    return measure(CLAIM, {"HTTP_AUTHORIZATION": f"Bearer {token}"}), measure(CONSTANT, {})
+
+
 # --- Orchestration -------------------------------------------------------------------------------
 
 
@@ -392,7 +428,7 @@ def scratch_database(url):
     return parsed._replace(path=f"/{name}").geturl(), drop
 
 
-def report(args, results, machine, waits):
+def report(args, results, machine, waits, cost):
     claims, constant, ratio, problems, errors, median, p90, worst = results
     ok_ratio, ok_latency = ratio >= 0.5 and not problems, median < 1.0
     mark = {True: "met", False: "**missed**"}
@@ -409,6 +445,11 @@ def report(args, results, machine, waits):
         f"| jobs claimed twice | {'none' if not problems else '; '.join(problems)} | none | {mark[not problems]} |",
         f"| sign-off to claim, median of {args.rounds} | {median * 1000:.0f} ms | under 1 s | {mark[ok_latency]} |",
         f"| sign-off to claim, 90th percentile / worst | {p90 * 1000:.0f} ms / {worst * 1000:.0f} ms | | |",
+        *(
+            f"| one {what}, on its own | {wall:.1f} ms: {python:.1f} ms Python CPU, {database:.1f} ms "
+            "PostgreSQL CPU | | |"
+            for what, (wall, python, database) in zip(("claim", "constant answer"), cost, strict=True)
+        ),
         "",
         "How it is measured: the server is gunicorn with "
         f"{args.workers} gthread workers of {args.threads} threads and persistent connections to "
@@ -424,6 +465,9 @@ def report(args, results, machine, waits):
         "transitions) until an agent's claim answer arrives; the agents' long polls last 5 s each."
         + (f" {errors} request(s) failed during the runs." if errors else ""),
         "",
+        "The cost of one request on its own is measured in the benchmark's process through Django's test "
+        "client (the same middleware and views, no HTTP), with the process's CPU time and that of its "
+        "PostgreSQL backend. "
         "Where the claims' database sessions were, sampled every 5 ms during the throughput run: "
         + "; ".join(f"{share:.0%} {what}" for what, share in waits.items())
         + ".",
@@ -519,6 +563,8 @@ def main():
         Job.objects.filter(status="queued").delete()
         print(f"sign-off to claim, {args.rounds} rounds", file=sys.stderr)
         median, p90, worst = latency(port, tokens, args.rounds, (tre, officer, workflow, project, researcher))
+        print("cost of one request", file=sys.stderr)
+        claim_cost, constant_cost = costs(tokens[0], (tre, workflow, project, researcher))
         machine = (
             f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, Python {platform.python_version()}, "
             f"{postgres}"
@@ -537,6 +583,7 @@ def main():
             ),
             machine,
             waits.shares(),
+            (claim_cost, constant_cost),
         )
         print(markdown)
         if args.write:
