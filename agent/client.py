@@ -28,7 +28,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -95,6 +95,24 @@ class WorkflowInfo:
     sha256: str
     language: str
     executor: str
+    #: What this TRE approved for the workflow's service (e.g. a DataSHIELD profile and its functions, or
+    #: Bitfount pods): the ``settings`` object of the portal's workflow approval; empty for most executors.
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WorkflowInfo:
+        settings = data.get("settings") or {}
+        if not isinstance(settings, Mapping):
+            raise ValueError("the workflow's settings must be an object")
+        return cls(
+            id=str(data["id"]),
+            version=str(data["version"]),
+            name=str(data.get("name", "")),
+            sha256=str(data["sha256"]),
+            language=str(data.get("language", "")),
+            executor=str(data["executor"]),
+            settings=dict(settings),
+        )
 
 
 @dataclass(frozen=True)
@@ -137,7 +155,7 @@ class LeasedJob:
             heartbeat_seconds=max(1, int(data.get("heartbeat_seconds", 30))),
             cancel_requested=bool(data.get("cancel_requested", False)),
             cancel_reason=str(data.get("cancel_reason", "")),
-            workflow=WorkflowInfo(**workflow) if workflow else None,
+            workflow=WorkflowInfo.from_json(workflow) if workflow else None,
             crate_url=str(data["crate_url"]),
             workflow_url=str(data["workflow_url"]),
             results_url=str(data["results_url"]),

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 __all__ = ["Job", "JobDirectory", "ParameterValue"]
 
@@ -94,7 +95,9 @@ class Job:
     ``workflow_id`` and ``workflow_version`` identify the approved workflow as the portal names it; the
     TRE's configuration maps them to an executor. ``parameters`` maps each input's formal parameter
     name to its value (see :func:`agent.crate.job_parameters`); file values lie under
-    ``directory.inputs``.
+    ``directory.inputs``. ``service`` holds what the TRE's governance officers approved in the portal for
+    the workflow's analytics service (for ``datashield``: ``profile`` and ``functions``; for ``bitfount``:
+    ``pods`` and the approved ``task``); executors that call such a service must stay inside it.
     """
 
     id: str
@@ -102,3 +105,4 @@ class Job:
     workflow_version: str
     directory: JobDirectory
     parameters: Mapping[str, ParameterValue] = field(default_factory=lambda: MappingProxyType({}))
+    service: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))

@@ -40,6 +40,7 @@ import threading
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -690,7 +691,14 @@ class Runner:
         except CrateError as exc:
             raise JobRefused(f"the request's inputs cannot be staged: {exc}") from None
         return PreparedJob(
-            Job(str(job.id), workflow.id, workflow.version, directory, parameters),
+            Job(
+                str(job.id),
+                workflow.id,
+                workflow.version,
+                directory,
+                parameters,
+                MappingProxyType(dict(workflow.settings)),
+            ),
             metadata,
             external_identifier_of(bag_dir),
             retrieval,

@@ -163,6 +163,11 @@ class WorkflowSerializer(serializers.Serializer):
     sha256 = serializers.CharField(help_text="SHA-256 of the approved Workflow RO-Crate zip.")
     language = serializers.CharField()
     executor = serializers.CharField()
+    settings = serializers.DictField(
+        read_only=True,
+        help_text="What this TRE approved for the workflow's analytics service: for datashield "
+        "{profile, functions}, for bitfount {pods, task, project_id}; empty for other executors.",
+    )
 
 
 class LeasedJobSerializer(serializers.Serializer):
@@ -206,7 +211,18 @@ class LeasedJobSerializer(serializers.Serializer):
         """The approved workflow to run, or null when the job has none on this TRE's approved list."""
         if claim.job.workflow is None or not claim.workflow_approved:
             return None
-        return WorkflowSerializer(claim.job.workflow).data
+        workflow = claim.job.workflow
+        return WorkflowSerializer(
+            {
+                "workflow_id": workflow.workflow_id,
+                "version": workflow.version,
+                "name": workflow.name,
+                "sha256": workflow.sha256,
+                "language": workflow.language,
+                "executor": workflow.executor,
+                "settings": claim.workflow_settings or {},
+            }
+        ).data
 
     def get_crate_url(self, claim) -> str:
         return self._url("api_agent_crate", claim)

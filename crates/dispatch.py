@@ -33,7 +33,7 @@ from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, Validat
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef, Subquery
+from django.db.models import Exists, JSONField, OuterRef, Subquery
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
@@ -326,6 +326,14 @@ class Claim:
     lease: JobLease
     job: Job
     workflow_approved: bool
+    #: The TRE's approved service settings for the workflow (WorkflowApproval.service_settings).
+    workflow_settings: dict = field(default_factory=dict)
+
+
+# The job's workflow on its TRE's approved list (an OuterRef query, used in the claim's annotations).
+_approval_of_job = WorkflowApproval.objects.filter(
+    workflow_id=OuterRef("workflow_id"), tre_id=OuterRef("tre_id"), status=Decision.APPROVED
+)
 
 
 def claim_next(agent, *, wait=0.0):
@@ -368,13 +376,10 @@ def _claim_one(agent):
             .select_related("request__project", "tre", "version", "workflow", "lease")
             .only(*_CLAIM_FIELDS)
             .annotate(
-                workflow_approved=Exists(
-                    WorkflowApproval.objects.filter(
-                        workflow_id=OuterRef("workflow_id"),
-                        tre_id=OuterRef("tre_id"),
-                        status=Decision.APPROVED,
-                    )
-                )
+                workflow_approved=Exists(_approval_of_job),
+                workflow_settings=Subquery(
+                    _approval_of_job.values("service_settings")[:1], output_field=JSONField()
+                ),
             )
             .first()
         )
@@ -395,7 +400,7 @@ def _claim_one(agent):
             by=agent,
             extra={"fencing_token": lease.fencing_token, "attempt": lease.attempts},
         )
-        return Claim(lease, job, job.workflow_approved)
+        return Claim(lease, job, job.workflow_approved, job.workflow_settings or {})
 
 
 def _workflow_approved_at(job):
@@ -811,12 +816,15 @@ def reconcile(agent):
         .defer(*(f"job__{field}" for field in _BULKY))
         .order_by("job_id")
     )
-    approved = set(
+    approved = dict(
         WorkflowApproval.objects.filter(tre_id=agent.tre_id, status=Decision.APPROVED).values_list(
-            "workflow_id", flat=True
+            "workflow_id", "service_settings"
         )
     )
-    return [Claim(lease, lease.job, lease.job.workflow_id in approved) for lease in leases]
+    return [
+        Claim(lease, lease.job, lease.job.workflow_id in approved, approved.get(lease.job.workflow_id) or {})
+        for lease in leases
+    ]
 
 
 # --- Expiry ------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from portal import dur
+from portal import dur, service_settings
 from portal.audit import AuditChainHead, AuditEvent  # noqa: F401  (models live in this app)
 from portal.validators import validate_orcid, validate_ror_id, validate_sha256
 
@@ -525,6 +525,12 @@ class WorkflowApproval(models.Model):
     decided_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)
     rationale = models.TextField(blank=True)
+    service_settings = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="For DataSHIELD and Bitfount workflows: the profile and functions, or pods and task, this TRE "
+        "approved (see portal.service_settings).",
+    )
 
     class Meta:
         ordering = ["tre__name"]
@@ -535,6 +541,11 @@ class WorkflowApproval(models.Model):
 
     def __str__(self):
         return f"{self.workflow} at {self.tre.slug}: {self.status}"
+
+    @property
+    def service_description(self):
+        """Which service, profile or pods the workflow uses at this TRE, in one sentence ("" if none)."""
+        return service_settings.describe(self.workflow.executor, self.service_settings)
 
 
 class PersonalTokenQuerySet(models.QuerySet):

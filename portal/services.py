@@ -14,7 +14,7 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
-from portal import audit, permissions, roles
+from portal import audit, permissions, roles, service_settings
 from portal.models import (
     TRE,
     Accreditation,
@@ -220,7 +220,7 @@ def request_project_approval(project, tre, *, by):
     return approval
 
 
-def _decide(approval, decision, rationale, *, by, verb, project, tre):
+def _decide(approval, decision, rationale, *, by, verb, project, tre, after=None):
     if decision not in (Decision.APPROVED, Decision.REFUSED, Decision.REVOKED):
         raise ServiceError("Choose approve or refuse.")
     if decision != Decision.APPROVED and not (rationale or "").strip():
@@ -240,7 +240,7 @@ def _decide(approval, decision, rationale, *, by, verb, project, tre):
         by=by,
         obj=approval,
         before=before,
-        after={"status": decision, "rationale": approval.rationale},
+        after={"status": decision, "rationale": approval.rationale, **(after or {})},
         tre=tre,
         project=project,
     )
@@ -535,20 +535,29 @@ def request_workflow_approval(workflow, tre, *, by):
 
 
 @transaction.atomic
-def decide_workflow(approval, decision, rationale="", *, by):
+def decide_workflow(approval, decision, rationale="", *, by, settings=None):
+    """Approve or refuse a workflow for one TRE. Approving a workflow that calls a federated analytics
+    service (DataSHIELD, Bitfount) also fixes what it may use there: `settings` (portal.service_settings)."""
     approval = (
         WorkflowApproval.objects.select_for_update(of=("self",))
         .select_related("workflow", "tre")
         .get(pk=approval.pk)
     )
     permissions.check_govern_tre(by, approval.tre)
+    after = None
     if decision == Decision.APPROVED:
+        executor = approval.workflow.executor
         allowed = approval.tre.allowed_executors
-        if allowed and approval.workflow.executor not in allowed:
+        if allowed and executor not in allowed:
             raise ServiceError(
                 f"{approval.tre} does not allow the {approval.workflow.get_executor_display()} executor."
             )
-    return _decide(approval, decision, rationale, by=by, verb="workflow", project="", tre=approval.tre)
+        if approval.status == Decision.PENDING:
+            approval.service_settings = service_settings.clean(executor, settings)
+            after = {"service_settings": approval.service_settings} if approval.service_settings else None
+    return _decide(
+        approval, decision, rationale, by=by, verb="workflow", project="", tre=approval.tre, after=after
+    )
 
 
 # --- API tokens ------------------------------------------------------------------------

@@ -6,8 +6,10 @@ frozen into the officer's decision when they decide.
 """
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from portal import service_settings
 from portal.models import DataAccessAgreement, Decision, Membership, MembershipApproval, ProjectApproval
 from reviews.models import Step
 
@@ -190,6 +192,22 @@ def safe_settings(job, today):
                 "checksum",
                 True,
                 f"The agent will run the approved crate (SHA-256 {workflow.sha256}) and verify it on download.",
+            )
+        )
+    if approved and service_settings.needs_settings(workflow.executor):
+        try:
+            service_settings.clean(workflow.executor, approval.service_settings)
+            complete = True
+        except ValidationError:
+            complete = False
+        findings.append(
+            _finding(
+                "service",
+                complete,
+                f"At {job.tre}: {approval.service_description}"
+                if complete
+                else f"{job.tre}'s approval does not say which {workflow.get_executor_display()} service "
+                "settings this workflow may use; the agent will refuse the job.",
             )
         )
     allowed = job.tre.allowed_executors

@@ -7,7 +7,7 @@ from django.db.models import Count, Prefetch, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from portal import permissions, services
+from portal import permissions, service_settings, services
 from portal.forms import DatasetForm, DecisionForm, OrganisationForm, ReasonForm, TREForm, WorkflowForm
 from portal.models import (
     TRE,
@@ -243,12 +243,16 @@ def workflow_request_approval(request, pk):
 @require_POST
 @domain_errors_as_messages
 def workflow_decide(request, pk):
-    approval = get_object_or_404(WorkflowApproval, pk=pk)
+    approval = get_object_or_404(WorkflowApproval.objects.select_related("workflow"), pk=pk)
     form = DecisionForm(request.POST)
     if not form.is_valid():
         raise services.ServiceError(" ".join(e for errs in form.errors.values() for e in errs))
     services.decide_workflow(
-        approval, form.cleaned_data["decision"], form.cleaned_data["rationale"], by=request.user
+        approval,
+        form.cleaned_data["decision"],
+        form.cleaned_data["rationale"],
+        by=request.user,
+        settings=service_settings.from_form(approval.workflow.executor, request.POST),
     )
     messages.success(request, "Decision recorded.")
     return redirect("workflow_detail", pk=approval.workflow_id)

@@ -639,3 +639,16 @@ def test_the_openapi_schema_describes_the_agent_api(client):
     upload_op = schema["paths"]["/api/v1/agent/jobs/{id}/results/"]["put"]
     assert "application/zip" in upload_op["requestBody"]["content"]
     assert upload_op["security"] == [{"agentToken": []}]
+
+
+def test_a_claim_carries_what_the_tre_approved_for_the_workflows_service(client, job, agent, registry):
+    from portal.models import WorkflowApproval
+
+    approved = {"profile": "default", "functions": ["meanDS"]}
+    WorkflowApproval.objects.filter(workflow=registry["workflow"], tre=job.tre).update(
+        service_settings=approved
+    )
+    _, secret = agent
+    assert claimed(client, secret, job.pk)["workflow"]["settings"] == approved
+    reconciled = client.get(reverse("api_agent_reconcile"), headers=bearer(secret)).json()
+    assert reconciled["jobs"][0]["workflow"]["settings"] == approved

@@ -71,6 +71,24 @@ def test_evidence_is_frozen_with_the_decision(new_job, olivia, alice):
     assert not all(f["ok"] for f in evidence_for(job, "safe_people"))
 
 
+def test_safe_settings_evidence_names_the_service_the_job_will_use(new_job):
+    from portal.models import ApprovedWorkflow, WorkflowApproval
+    from reviews.evidence import evidence_for
+
+    job = new_job(S.IN_REVIEW)
+    ApprovedWorkflow.objects.filter(pk=job.workflow_id).update(executor="datashield")
+    approval = WorkflowApproval.objects.filter(workflow_id=job.workflow_id, tre=job.tre)
+    job.refresh_from_db()
+
+    missing = {f["check"]: f for f in evidence_for(job, "safe_settings")}["service"]
+    assert not missing["ok"] and "the agent will refuse the job" in missing["message"]
+
+    approval.update(service_settings={"profile": "census", "functions": ["meanDS", "tableDS"]})
+    found = {f["check"]: f for f in evidence_for(job, "safe_settings")}["service"]
+    assert found["ok"]
+    assert found["message"] == "At TRE A: DataSHIELD profile census; approved functions: meanDS, tableDS."
+
+
 def test_sign_off_needs_the_four_steps(new_job, olivia):
     job = new_job(S.IN_REVIEW)
     services.decide_step(job, "safe_people", "approve", by=olivia)

@@ -263,3 +263,14 @@ def test_leased_jobs_round_trip_through_their_json(portal):
     data = json.loads(json.dumps(job.__dict__, default=lambda value: value.__dict__))
     assert LeasedJob.from_json(data) == job
     assert Path(job.results_url).name == "results"
+
+
+def test_the_workflows_approved_service_settings_reach_the_job(portal):
+    data = leased(portal)
+    assert LeasedJob.from_json(data).workflow.settings == {}
+    data["workflow"]["settings"] = {"profile": "census", "functions": ["meanDS"]}
+    job = LeasedJob.from_json(data)
+    assert job.workflow.settings == {"profile": "census", "functions": ["meanDS"]}
+    data["workflow"]["settings"] = ["meanDS"]
+    with pytest.raises(ValueError, match="settings must be an object"):
+        LeasedJob.from_json(data)
