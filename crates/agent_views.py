@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from crates import dispatch
+from crates import permissions as crate_permissions
 from crates.models import Agent
 from portal.models import TRE
 from portal.views.helpers import add_form_errors, domain_errors_as_messages
@@ -30,7 +31,7 @@ def _page(request, tre, *, form=None, secret=None, secret_agent=None):
         {
             "tre": tre,
             "overview": dispatch.dispatch_overview(tre),
-            "can_manage": dispatch.can_manage_agents(request.user, tre),
+            "can_manage": crate_permissions.can_manage_agents(request.user, tre),
             "form": form or AgentForm(),
             "secret": secret,
             "secret_agent": secret_agent,
@@ -43,9 +44,9 @@ def tre_agents(request, slug):
     """GET: the TRE's agents and jobs in dispatch. POST: issue a new agent (its token shown once)."""
     tre = get_object_or_404(TRE, slug=slug)
     if request.method != "POST":
-        dispatch.check_view_agents(request.user, tre)
+        crate_permissions.check_view_agents(request.user, tre)
         return _page(request, tre)
-    dispatch.check_manage_agents(request.user, tre)
+    crate_permissions.check_manage_agents(request.user, tre)
     form = AgentForm(request.POST)
     if form.is_valid():
         try:

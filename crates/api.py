@@ -10,6 +10,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from crates import permissions as crate_permissions
 from crates import services
 from crates.fivesafes.errors import CrateRefused
 from crates.models import Job, Request, RequestVersion
@@ -100,7 +101,7 @@ def _domain_errors(call):
 
 def _requests_for(user):
     return (
-        services.visible_requests(user)
+        crate_permissions.visible_requests(user)
         .select_related("project", "submitter")
         .prefetch_related(
             "tres",

@@ -26,6 +26,7 @@ from agent.demo_workflows import AGE_SEX_TABLE, COHORT_QUERY, pack_workflow_crat
 from agent.synthetic import generate, write_sqlite
 from crates import dispatch
 from crates.models import Agent
+from crates.permissions import can_manage_agents
 from portal import demo, permissions, services
 from portal.forms import WorkflowForm
 from portal.models import TRE, ApprovedWorkflow, Decision, WorkflowApproval
@@ -198,7 +199,7 @@ def _register(workflow, packed, tres, *, by):
 
 
 def _agent(tre, token_file, *, by):
-    manager = by if dispatch.can_manage_agents(by, tre) else _officer_of(tre, by)
+    manager = by if can_manage_agents(by, tre) else _officer_of(tre, by)
     agent = Agent.objects.filter(tre=tre, name=AGENT_NAME, revoked_at__isnull=True).first()
     token = token_file.read_text().strip() if token_file.exists() else ""
     if agent is not None and token and dispatch.hash_token(token) == agent.token_hash:

@@ -29,7 +29,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
@@ -43,10 +43,12 @@ from crates.fivesafes.loader import load_metadata
 from crates.fivesafes.safezip import extract_bag
 from crates.fivesafes.validator import validate_metadata
 from crates.models import Agent, Job, JobLease, ResultUpload
+from crates.permissions import check_manage_agents
 from crates.services import crate_limits, export_job_crate, job_crate_sha256
-from portal import audit, permissions
+from portal import audit
 from portal.models import Decision, WorkflowApproval
-from reviews.transitions import OFFICER, RESEARCHER, actor_kinds, transition
+from reviews.permissions import check_cancel
+from reviews.transitions import transition
 
 S = Job.Status
 
@@ -161,25 +163,6 @@ def hash_token(secret):
 
 def _new_secret():
     return f"{Agent.TOKEN_PREFIX}{secrets.token_urlsafe(32)}"
-
-
-def can_manage_agents(user, tre):
-    """The TRE's governance officers and federation admins issue, rotate and revoke its agents' tokens."""
-    return permissions.can_edit_tre(user, tre)
-
-
-def check_manage_agents(user, tre):
-    if not can_manage_agents(user, tre):
-        raise PermissionDenied(f"Only governance officers of {tre} can manage its agents.")
-
-
-def can_view_agents(user, tre):
-    return can_manage_agents(user, tre) or permissions.can_view_audit(user)
-
-
-def check_view_agents(user, tre):
-    if not can_view_agents(user, tre):
-        raise PermissionDenied(f"Only governance officers of {tre} can see its agents.")
 
 
 @transaction.atomic
@@ -921,8 +904,7 @@ def request_cancel(job, *, by, reason):
         )
         if job.status not in ACTIVE:
             return cancel(job, by=by, reason=reason)
-        if not actor_kinds(job, by) & {RESEARCHER, OFFICER}:
-            raise PermissionDenied("Only the project's members or the TRE's officers can cancel this job.")
+        check_cancel(by, job)
         lease = job.lease
         if lease.cancel_requested_at is None:
             lease.cancel_requested_at = timezone.now()

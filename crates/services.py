@@ -14,15 +14,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.files.base import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from crates import crosscheck as crosschecks
+from crates import permissions as crate_permissions
 from crates import summary as summaries
 from crates.fivesafes import writeback
 from crates.fivesafes.bag import verify_bag
@@ -31,8 +31,8 @@ from crates.fivesafes.loader import load_metadata
 from crates.fivesafes.safezip import Limits, extract_bag
 from crates.fivesafes.validator import validate_metadata
 from crates.models import CrateRefusal, Job, Request, RequestVersion
-from portal import audit, permissions
-from portal.models import Decision, Membership, ProjectApproval
+from portal import audit
+from portal.models import Decision, ProjectApproval
 from reviews import notifications
 from reviews.transitions import transition
 
@@ -59,10 +59,7 @@ def portal_agent():
 
 def check_can_submit(user, project, tres):
     """Only active members submit, and only to TREs where the project is approved."""
-    if not permissions.has_role(user, "researcher"):
-        raise PermissionDenied("Only researchers can submit requests.")
-    if not Membership.objects.filter(project=project, person=user, status=Membership.Status.ACTIVE).exists():
-        raise PermissionDenied(f"You are not an approved member of {project.identifier}.")
+    crate_permissions.check_submit(user, project)
     if not tres:
         raise ValidationError({"tres": "Choose at least one TRE."})
     approved = set(
@@ -73,35 +70,6 @@ def check_can_submit(user, project, tres):
     refused = [tre.name for tre in tres if tre.pk not in approved]
     if refused:
         raise ValidationError({"tres": f"{project.identifier} is not approved at {', '.join(refused)}."})
-
-
-def can_view_request(user, request):
-    if permissions.can_view_audit(user) or permissions.is_admin(user):
-        return True
-    if request.submitter_id == user.pk or permissions.is_project_member(user, request.project):
-        return True
-    return any(
-        permissions.can_govern_tre(user, tre) or permissions.can_check_outputs_at(user, tre)
-        for tre in request.tres.all()
-    )
-
-
-def check_view_request(user, request):
-    if not can_view_request(user, request):
-        raise PermissionDenied("You cannot see this request.")
-
-
-def visible_requests(user):
-    if permissions.can_view_audit(user) or permissions.is_admin(user):
-        return Request.objects.all()
-    member_of = Membership.objects.filter(person=user).exclude(status=Membership.Status.WITHDRAWN)
-    staff_at = [
-        *permissions.tres_governed_by(user).values_list("pk", flat=True),
-        *permissions.tres_checked_by(user).values_list("pk", flat=True),
-    ]
-    return Request.objects.filter(
-        Q(project__in=member_of.values("project_id")) | Q(submitter=user) | Q(tres__in=staff_at)
-    ).distinct()
 
 
 # --- Receiving a crate --------------------------------------------------------------------
@@ -154,8 +122,7 @@ def add_version(request, *, by, upload, message=""):
     request = Request.objects.select_for_update(of=("self",)).select_related("project").get(pk=request.pk)
     latest = request.versions.order_by("-number").first()
     if latest is not None:
-        if not permissions.is_project_member(by, request.project) and request.submitter_id != by.pk:
-            raise PermissionDenied("Only the project's members can resubmit.")
+        crate_permissions.check_resubmit(by, request)
         if not latest.is_final:
             raise ValidationError("The previous version is still being checked; wait for its report.")
         if (

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from crates import builder, services
+from crates import permissions as crate_permissions
 from crates import summary as summaries
 from crates.fivesafes.errors import CrateRefused
 from crates.forms import BuildRequestForm, ResubmitForm, UploadRequestForm
@@ -26,7 +27,7 @@ from portal.views.helpers import add_form_errors, paginate
 @login_required
 def request_list(request):
     requests = (
-        services.visible_requests(request.user)
+        crate_permissions.visible_requests(request.user)
         .select_related("project", "submitter")
         .prefetch_related("versions", Prefetch("jobs", queryset=Job.objects.select_related("tre")))
         .order_by("-created_at")
@@ -105,7 +106,7 @@ def request_build(request):
 
 def _get_request(user, pk):
     req = get_object_or_404(Request.objects.select_related("project__lead", "submitter"), pk=pk)
-    services.check_view_request(user, req)
+    crate_permissions.check_view_request(user, req)
     return req
 
 
@@ -165,7 +166,7 @@ def request_resubmit(request, pk):
 def job_crate(request, pk):
     """Download a job's crate as it stands (officers of its TRE, the project's members, auditors)."""
     job = get_object_or_404(Job.objects.select_related("request__project", "tre", "version"), pk=pk)
-    services.check_view_request(request.user, job.request)
+    crate_permissions.check_view_request(request.user, job.request)
     if not job.version.crate:
         raise Http404("This version's crate was not kept.")
     scratch = Path(tempfile.mkdtemp(prefix="export-"))

@@ -220,3 +220,28 @@ def can_view_audit(user):
 def check_view_audit(user):
     if not can_view_audit(user):
         raise PermissionDenied("Only auditors can read the audit trail.")
+
+
+# --- Questions from the public -------------------------------------------------------------
+
+
+def moderatable_projects(user):
+    """The projects whose public questions `user` may moderate (as a values queryset of ids)."""
+    from portal.models import Decision, ProjectApproval
+
+    return ProjectApproval.objects.filter(status=Decision.APPROVED, tre__in=tres_governed_by(user)).values(
+        "project"
+    )
+
+
+def can_moderate(user, question):
+    """Officers of a TRE that approved the project may moderate, unless they belong to the project."""
+    if not is_officer(user):
+        return False
+    allowed = moderatable_projects(user).filter(project=question.project_id).exists()
+    return allowed and not is_project_member(user, question.project)
+
+
+def check_moderate(user, question):
+    if not can_moderate(user, question):
+        raise PermissionDenied("Only governance officers of a TRE that approved this project can moderate it.")

@@ -19,7 +19,7 @@ from django import forms
 from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Prefetch, Q, Subquery, Value
@@ -883,33 +883,13 @@ def submit_question(project, *, question, name="", email=""):
 # --- Moderation ----------------------------------------------------------------------------
 
 
-def _moderatable_projects(user):
-    governed = permissions.tres_governed_by(user)
-    return ProjectApproval.objects.filter(status=Decision.APPROVED, tre__in=governed).values("project")
-
-
-def can_moderate(user, question):
-    """Officers of a TRE that approved the project may moderate, unless they belong to the project."""
-    if not permissions.is_officer(user):
-        return False
-    allowed = _moderatable_projects(user).filter(project=question.project_id).exists()
-    return allowed and not permissions.is_project_member(user, question.project)
-
-
-def check_moderate(user, question):
-    if not can_moderate(user, question):
-        raise PermissionDenied(
-            "Only governance officers of a TRE that approved this project can moderate it."
-        )
-
-
 def questions_to_moderate(user):
     """Questions waiting for this officer, oldest first (none from projects they belong to)."""
     from portal.models import Membership
 
     return (
         PublicQuestion.objects.filter(
-            status=PublicQuestion.Status.PENDING, project__in=_moderatable_projects(user)
+            status=PublicQuestion.Status.PENDING, project__in=permissions.moderatable_projects(user)
         )
         .exclude(project__lead=user)
         .exclude(project__in=Membership.objects.filter(person=user).values("project"))
@@ -926,7 +906,7 @@ def _locked(question):
 def publish_question(question, *, by, answer, question_text=None):
     """Publish the question (as the officer may have edited it to remove personal details) with an answer."""
     question = _locked(question)
-    check_moderate(by, question)
+    permissions.check_moderate(by, question)
     if question.status != PublicQuestion.Status.PENDING:
         raise ServiceError(f"This question was already moderated ({question.get_status_display().lower()}).")
     answer = (answer or "").strip()
@@ -957,7 +937,7 @@ def publish_question(question, *, by, answer, question_text=None):
 def reject_question(question, *, by, reason=""):
     """Decide not to publish a question (spam, abuse, personal details); the reason stays in the audit trail."""
     question = _locked(question)
-    check_moderate(by, question)
+    permissions.check_moderate(by, question)
     if question.status != PublicQuestion.Status.PENDING:
         raise ServiceError(f"This question was already moderated ({question.get_status_display().lower()}).")
     question.status = PublicQuestion.Status.REJECTED

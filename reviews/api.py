@@ -8,13 +8,14 @@ from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crates import services as crate_services
+from crates import permissions as crate_permissions
 from crates.models import Job
 from portal import permissions
 from portal.api.views import PersonAPIMixin
 from reviews import evidence, outputs, services
 from reviews.models import Message, Outcome, OutputFile, OutputVote, Step, StepDecision
-from reviews.transitions import CHECKER, OFFICER, TransitionError, actor_kinds
+from reviews.permissions import can_check_outputs, can_download_output, can_review
+from reviews.transitions import TransitionError
 
 
 class FindingSerializer(serializers.Serializer):
@@ -87,7 +88,7 @@ class JobDetailSerializer(JobSummarySerializer):
     def get_evidence(self, job) -> dict:
         """Live evidence per step, for the TRE's officers while the job is in review."""
         user = self.context["request"].user
-        if OFFICER not in actor_kinds(job, user) or job.status != Job.Status.IN_REVIEW:
+        if not can_review(user, job) or job.status != Job.Status.IN_REVIEW:
             return {}
         return evidence.all_evidence(job)
 
@@ -116,7 +117,7 @@ def _run(call):
 
 
 def _jobs_for(user):
-    return Job.objects.filter(request__in=crate_services.visible_requests(user)).select_related(
+    return Job.objects.filter(request__in=crate_permissions.visible_requests(user)).select_related(
         "tre", "request__project", "request__submitter", "version"
     )
 
@@ -238,7 +239,7 @@ class OutputSerializer(serializers.ModelSerializer):
     def get_votes(self, output) -> list[dict]:
         user = self.context["request"].user
         votes = outputs.votes_visible_to(output, user)
-        if CHECKER not in actor_kinds(output.job, user):
+        if not can_check_outputs(user, output.job):
             votes = [v for v in votes if v.for_researcher]
         return [
             {"checker": v.checker.email, "round": v.round, "decision": v.decision, "comment": v.comment}
@@ -247,7 +248,7 @@ class OutputSerializer(serializers.ModelSerializer):
 
     def get_download(self, output) -> str | None:
         request = self.context["request"]
-        if outputs.can_download(request.user, output):
+        if can_download_output(request.user, output):
             return request.build_absolute_uri(f"/outputs/{output.pk}/download/")
         return None
 

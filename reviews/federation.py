@@ -12,16 +12,16 @@ import io
 from collections import defaultdict
 from decimal import Decimal, InvalidOperation
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
-from portal import audit, permissions
+from portal import audit
 from reviews import notifications, outputs
 from reviews.models import CombinedRelease, OutputFile
+from reviews.permissions import check_combine, check_decide_combined
 from reviews.sdc import check_table_bytes, strictest
-from reviews.transitions import CHECKER, actor_kinds
 
 
 class CombineError(Exception):
@@ -93,13 +93,7 @@ def combine(request, name, *, by):
     sources = combinable(request).get(name)
     if not sources:
         raise CombineError(f"No two TREs have released a table called {name}.")
-    kinds = set()
-    for output in sources:
-        kinds |= actor_kinds(output.job, by)
-    if not kinds & {"researcher", CHECKER}:
-        raise PermissionDenied(
-            "Only the project's members and the TREs' output checkers can combine results."
-        )
+    check_combine(by, [output.job for output in sources])
     tables = [(o, *_read_table(o)) for o in sources]
     header = tables[0][1]
     labels = set(tables[0][2])
@@ -172,14 +166,6 @@ def combine(request, name, *, by):
     return release
 
 
-def _check_deciding_checker(release, user):
-    jobs = [o.job for o in release.sources.select_related("job__request__project", "job__tre")]
-    if not any(CHECKER in actor_kinds(job, user) for job in jobs):
-        if permissions.is_project_member(user, release.request.project):
-            raise PermissionDenied("You belong to this project, so you cannot release its outputs.")
-        raise PermissionDenied("Only an output checker of one of the TREs involved can decide.")
-
-
 @transaction.atomic
 def decide(release, approve, rationale="", *, by):
     release = (
@@ -187,7 +173,7 @@ def decide(release, approve, rationale="", *, by):
         .select_related("request__project")
         .get(pk=release.pk)
     )
-    _check_deciding_checker(release, by)
+    check_decide_combined(by, release)
     target = CombinedRelease.Status.RELEASED if approve else CombinedRelease.Status.WITHHELD
     if release.status == target:
         return release
@@ -214,10 +200,3 @@ def decide(release, approve, rationale="", *, by):
         project=release.request.project,
     )
     return release
-
-
-def can_download(user, release):
-    return (
-        release.status == CombinedRelease.Status.RELEASED
-        and release.request.project.memberships.filter(person=user, status="active").exists()
-    )

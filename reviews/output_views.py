@@ -12,12 +12,22 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from crates import services as crate_services
+from crates import permissions as crate_permissions
 from crates.models import Job
 from portal import audit
 from reviews import outputs
 from reviews.models import OutputFile, OutputVote, Publication
-from reviews.transitions import CHECKER, actor_kinds
+from reviews.permissions import (
+    can_act_as_researcher,
+    can_check_outputs,
+    can_decide_combined,
+    can_download_combined,
+    can_download_output,
+    check_download_combined,
+    check_download_output,
+    check_view_output,
+    check_view_published_crate,
+)
 
 MAX_ROWS = 500
 
@@ -26,7 +36,7 @@ def _get_job(user, pk):
     job = get_object_or_404(
         Job.objects.select_related("request__project", "request__submitter", "tre"), pk=pk
     )
-    crate_services.check_view_request(user, job.request)
+    crate_permissions.check_view_request(user, job.request)
     return job
 
 
@@ -35,13 +45,13 @@ def _get_output(user, pk):
         OutputFile.objects.select_related("job__request__project", "job__request__submitter", "job__tre"),
         pk=pk,
     )
-    crate_services.check_view_request(user, output.job.request)
+    crate_permissions.check_view_request(user, output.job.request)
     return output
 
 
 def _file_rows(output, user):
     votes = outputs.votes_visible_to(output, user)
-    is_checker = CHECKER in actor_kinds(output.job, user)
+    is_checker = can_check_outputs(user, output.job)
     return {
         "output": output,
         "votes": votes if is_checker else [v for v in votes if v.for_researcher],
@@ -50,14 +60,13 @@ def _file_rows(output, user):
         ),
         "needed": outputs.required_checkers(output),
         "cast": sum(1 for v in output.votes.all() if v.round == output.round),
-        "can_download": outputs.can_download(user, output),
+        "can_download": can_download_output(user, output),
     }
 
 
 @login_required
 def job_outputs(request, pk):
     job = _get_job(request.user, pk)
-    kinds = actor_kinds(job, request.user)
     files = [_file_rows(o, request.user) for o in job.outputs.prefetch_related("votes__checker")]
     return render(
         request,
@@ -65,8 +74,8 @@ def job_outputs(request, pk):
         {
             "job": job,
             "files": files,
-            "is_checker": CHECKER in kinds,
-            "is_researcher": "researcher" in kinds,
+            "is_checker": can_check_outputs(request.user, job),
+            "is_researcher": can_act_as_researcher(request.user, job),
             "decisions": OutputVote.Decision.choices,
         },
     )
@@ -100,13 +109,8 @@ def _table(output):
 def output_detail(request, pk):
     output = _get_output(request.user, pk)
     job = output.job
-    is_checker = CHECKER in actor_kinds(job, request.user)
-    if not (
-        is_checker
-        or outputs.can_download(request.user, output)
-        or "researcher" in actor_kinds(job, request.user)
-    ):
-        raise PermissionDenied("You cannot see this output.")
+    check_view_output(request.user, output)
+    is_checker = can_check_outputs(request.user, job)
     context = {
         **_file_rows(output, request.user),
         "job": job,
@@ -127,7 +131,7 @@ def output_detail(request, pk):
 @login_required
 def output_download(request, pk):
     output = _get_output(request.user, pk)
-    outputs.check_download(request.user, output)
+    check_download_output(request.user, output)
     audit.record(
         "outputs.file_downloaded",
         by=request.user,
@@ -206,11 +210,7 @@ def published_crate(request, pk):
     """The published results crate: project members once released, the TRE's staff, auditors."""
     job = _get_job(request.user, pk)
     publication = get_object_or_404(Publication, job=job)
-    kinds = actor_kinds(job, request.user)
-    if not (kinds & {"researcher", "officer", CHECKER}) and not crate_services.can_view_request(
-        request.user, job.request
-    ):
-        raise PermissionDenied
+    check_view_published_crate(request.user, job)
     audit.record(
         "outputs.crate_downloaded", by=request.user, obj=job, tre=job.tre, project=job.request.project
     )
@@ -254,7 +254,7 @@ def _get_combined(user, pk):
     release = get_object_or_404(
         CombinedRelease.objects.select_related("request__project", "created_by"), pk=pk
     )
-    crate_services.check_view_request(user, release.request)
+    crate_permissions.check_view_request(user, release.request)
     return release
 
 
@@ -265,7 +265,7 @@ def request_combined(request, pk):
     from reviews import federation
 
     req = get_object_or_404(Request.objects.select_related("project"), pk=pk)
-    crate_services.check_view_request(request.user, req)
+    crate_permissions.check_view_request(request.user, req)
     if request.method == "POST":
         try:
             release = federation.combine(req, request.POST.get("name", ""), by=request.user)
@@ -303,8 +303,7 @@ def combined_detail(request, pk):
         else:
             messages.success(request, "Decision recorded.")
         return redirect("combined_detail", pk=release.pk)
-    jobs = [o.job for o in release.sources.select_related("job__tre", "job__request__project")]
-    is_checker = any(CHECKER in actor_kinds(job, request.user) for job in jobs)
+    is_checker = can_decide_combined(request.user, release)
     audit.record("outputs.combined_viewed", by=request.user, obj=release, project=release.request.project)
     return render(
         request,
@@ -313,18 +312,16 @@ def combined_detail(request, pk):
             "release": release,
             "sources": release.sources.select_related("job__tre"),
             "is_checker": is_checker,
-            "show_table": is_checker or federation.can_download(request.user, release),
-            "can_download": federation.can_download(request.user, release),
+            "show_table": is_checker or can_download_combined(request.user, release),
+            "can_download": can_download_combined(request.user, release),
         },
     )
 
 
 @login_required
 def combined_download(request, pk):
-    from reviews import federation
 
     release = _get_combined(request.user, pk)
-    if not federation.can_download(request.user, release):
-        raise PermissionDenied("This combined table is not released to you.")
+    check_download_combined(request.user, release)
     audit.record("outputs.combined_downloaded", by=request.user, obj=release, project=release.request.project)
     return FileResponse(release.stored.open("rb"), as_attachment=True, filename=f"combined-{release.pk}.csv")

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
@@ -26,8 +26,9 @@ from portal import audit, permissions
 from portal.models import DataAccessAgreement
 from reviews import notifications
 from reviews.models import OutputFile, OutputVote, Publication
+from reviews.permissions import check_act_as_researcher, check_check_outputs
 from reviews.sdc import DisclosurePolicy, check_paths
-from reviews.transitions import CHECKER, actor_kinds, transition
+from reviews.transitions import transition
 
 S = Job.Status
 Vote = OutputVote.Decision
@@ -172,13 +173,6 @@ def check_outputs(upload_id):
 # --- Checkers' votes -----------------------------------------------------------------------------
 
 
-def check_checker(job, user):
-    if CHECKER not in actor_kinds(job, user):
-        if permissions.is_project_member(user, job.request.project) or job.request.submitter_id == user.pk:
-            raise PermissionDenied("You belong to this project, so you cannot check its outputs.")
-        raise PermissionDenied(f"Only output checkers of {job.tre} can check these outputs.")
-
-
 def required_checkers(output):
     return int(output.policy.get("required_checkers", output.job.tre.required_output_checkers))
 
@@ -207,7 +201,7 @@ def vote(output, decision, comment="", *, for_researcher=False, by):
             .get(pk=output.pk)
         )
         job = output.job
-        check_checker(job, by)
+        check_check_outputs(by, job)
         existing = output.votes.filter(checker=by, round=output.round).first()
         if existing is not None:
             if existing.decision == decision:
@@ -278,11 +272,6 @@ def _after_file_decided(job):
 # --- The researcher's side -----------------------------------------------------------------------
 
 
-def _check_researcher(job, user):
-    if "researcher" not in actor_kinds(job, user):
-        raise PermissionDenied("Only the project's members can do this.")
-
-
 @transaction.atomic
 def describe(output, *, context, justification, by):
     """The researcher's context and justification for one file (any time before it is decided)."""
@@ -291,7 +280,7 @@ def describe(output, *, context, justification, by):
         .select_related("job__request__project", "job__tre")
         .get(pk=output.pk)
     )
-    _check_researcher(output.job, by)
+    check_act_as_researcher(by, output.job)
     if output.status not in (F.PENDING, F.CHANGES):
         raise OutputError(f"{output.name} is already {output.get_status_display().lower()}.")
     output.researcher_context, output.researcher_justification = context.strip(), justification.strip()
@@ -311,7 +300,7 @@ def respond(output, *, context, justification, by):
         .get(pk=output.pk)
     )
     job = output.job
-    _check_researcher(job, by)
+    check_act_as_researcher(by, job)
     if output.status != F.CHANGES:
         raise OutputError(f"{output.name} has no request for changes to answer.")
     if not (justification or "").strip():
@@ -348,7 +337,7 @@ def withdraw(output, *, by):
         .get(pk=output.pk)
     )
     job = output.job
-    _check_researcher(job, by)
+    check_act_as_researcher(by, job)
     if output.status in (F.RELEASED, F.WITHDRAWN, F.REJECTED):
         raise OutputError(f"{output.name} is {output.get_status_display().lower()}.")
     output.status = F.WITHDRAWN
@@ -376,7 +365,7 @@ def release(output, *, by):
         .get(pk=output.pk)
     )
     job = output.job
-    check_checker(job, by)
+    check_check_outputs(by, job)
     if output.status == F.RELEASED:
         return output
     if output.status != F.APPROVED:
@@ -500,23 +489,3 @@ def _withhold(job, *, by, message):
     publication = _published_crate(job, approved=False, message=message)
     transition(job, S.WITHHELD, by=by, message=message, extra={"published_sha256": publication.sha256})
     notifications.decision_made(job, f"Outputs withheld at {job.tre}: {job.request.title}", message)
-
-
-# --- Who may see what ----------------------------------------------------------------------------
-
-
-def can_download(user, output):
-    """Released files: the project's members. Before release: the TRE's checkers only."""
-    job = output.job
-    if output.status == F.RELEASED:
-        return permissions.is_project_member(user, job.request.project) and _active_member(user, job)
-    return CHECKER in actor_kinds(job, user)
-
-
-def _active_member(user, job):
-    return job.request.project.memberships.filter(person=user, status="active").exists()
-
-
-def check_download(user, output):
-    if not can_download(user, output):
-        raise PermissionDenied("This file is not released to you.")

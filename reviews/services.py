@@ -4,18 +4,19 @@ Status changes go through `reviews.transitions.transition`; every function takes
 """
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from crates.fivesafes import writeback
 from crates.models import Job
-from portal import audit, permissions
+from portal import audit
 from portal.models import DataAccessAgreement, Decision, Membership
 from reviews import evidence, notifications
 from reviews.models import CHECK_STEPS, Message, Outcome, Step, StepDecision
-from reviews.transitions import OFFICER, TransitionError, actor_kinds, transition
+from reviews.permissions import check_post_message, check_review
+from reviews.transitions import TransitionError, transition
 
 S = Job.Status
 
@@ -32,21 +33,13 @@ def _lock(job):
     )
 
 
-def check_officer(job, user):
-    """Only officers of the job's TRE who are not on the project may decide."""
-    if OFFICER not in actor_kinds(job, user):
-        if permissions.is_project_member(user, job.request.project) or job.request.submitter_id == user.pk:
-            raise PermissionDenied("You belong to this request's project, so another officer must decide.")
-        raise PermissionDenied(f"Only governance officers of {job.tre} can review this job.")
-
-
 def decisions_for(job):
     """This version's decisions, by step."""
     return {d.step: d for d in job.decisions.filter(version=job.version).select_related("decided_by")}
 
 
 def start_review(job, *, by):
-    check_officer(job, by)
+    check_review(by, job)
     return transition(job, S.IN_REVIEW, by=by)
 
 
@@ -61,7 +54,7 @@ def decide_step(job, step, outcome, rationale="", *, by):
         raise ValidationError({"rationale": "Give the reason; the researcher will see it."})
     with transaction.atomic():
         job = _lock(job)
-        check_officer(job, by)
+        check_review(by, job)
         existing = job.decisions.filter(version=job.version, step=step).first()
         if existing is not None:
             if existing.outcome == outcome:
@@ -190,13 +183,19 @@ def _sign_off(job, outcome, rationale, *, by):
 
 
 def hand_back(job, *, by):
-    check_officer(job, by)
+    check_review(by, job)
     return transition(job, S.AWAITING_REVIEW, by=by)
 
 
 def cancel(job, *, by, reason):
+    """Cancel a job. One an agent holds (claimed or running) cannot stop at once: the agent is asked to
+    stop at its next heartbeat (crates.dispatch.request_cancel) and the job is cancelled when it does."""
     if not (reason or "").strip():
         raise ValidationError({"reason": "Say why the job is cancelled."})
+    from crates import dispatch  # dispatch builds on these services
+
+    if job.status in dispatch.ACTIVE:
+        return dispatch.request_cancel(job, by=by, reason=reason)
     try:
         return transition(job, S.CANCELLED, by=by, message=reason.strip())
     except TransitionError as exc:
@@ -208,9 +207,7 @@ def post_message(job, body, *, by):
     body = (body or "").strip()
     if not body:
         raise ValidationError({"body": "Write a message."})
-    kinds = actor_kinds(job, by)
-    if not kinds & {"researcher", "officer", "checker"}:
-        raise PermissionDenied("Only the project's members and the TRE's staff can write here.")
+    check_post_message(by, job)
     message = Message.objects.create(job=job, author=by, body=body)
     audit.record("job.message", by=by, obj=job, message=body[:500], tre=job.tre, project=job.request.project)
     notifications.message_posted(message)

@@ -15,14 +15,12 @@ from django.utils import timezone
 from crates.models import Job
 from portal import audit
 
-S = Job.Status
+# Who may make a move: actor kinds, resolved against the job by reviews.permissions.actor_kinds().
+from reviews.permissions import AGENT, CHECKER, OFFICER, RESEARCHER, SYSTEM, actor_kinds
 
-# Who may make a move. Each actor kind is resolved against the job by `actor_kinds()`.
-RESEARCHER = "researcher"  # the submitter or a member of the request's project
-OFFICER = "officer"  # a governance officer of the job's TRE
-CHECKER = "checker"  # an output checker of the job's TRE
-AGENT = "agent"  # the TRE agent of the job's TRE
-SYSTEM = "system"  # the portal itself (tasks, schedules, other services)
+__all__ = ["AGENT", "CHECKER", "OFFICER", "RESEARCHER", "SYSTEM", "TRANSITIONS", "actor_kinds", "transition"]
+
+S = Job.Status
 
 
 @dataclass(frozen=True)
@@ -104,29 +102,6 @@ TERMINAL = frozenset({S.REJECTED, S.FAILED, S.WITHHELD, S.RELEASED, S.CANCELLED}
 
 class TransitionError(Exception):
     """The move is not in the table, or this actor may not make it."""
-
-
-def actor_kinds(job, by):
-    """The actor kinds that `by` can act as on this job."""
-    from portal import permissions
-
-    if by is None or isinstance(by, audit.Actor):
-        return {SYSTEM}
-    if getattr(by, "is_agent", False):
-        return {AGENT} if by.tre_id == job.tre_id else set()
-    kinds = set()
-    if not getattr(by, "is_authenticated", False):
-        return kinds
-    project = job.request.project
-    if job.request.submitter_id == by.pk or permissions.is_project_member(by, project):
-        kinds.add(RESEARCHER)
-    else:
-        # Separation of duties: members of the project never act as its officers or checkers.
-        if permissions.can_govern_tre(by, job.tre):
-            kinds.add(OFFICER)
-        if permissions.can_check_outputs_at(by, job.tre):
-            kinds.add(CHECKER)
-    return kinds
 
 
 def check_transition(job, to_state, *, by):

@@ -12,14 +12,16 @@ from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from crates import services as crate_services
+from crates import dispatch
+from crates import permissions as crate_permissions
 from crates.models import Job
 from portal import audit, permissions
 from portal.models import TRE
 from portal.views.helpers import paginate
 from reviews import evidence, services
 from reviews.models import CHECK_STEPS, Notification, Outcome, Step
-from reviews.transitions import OFFICER, TransitionError, actor_kinds, can_transition
+from reviews.permissions import can_act_as_researcher, can_cancel, can_review
+from reviews.transitions import TransitionError, can_transition
 
 S = Job.Status
 QUEUE_STATES = [S.AWAITING_REVIEW, S.IN_REVIEW, S.CHANGES_REQUESTED, S.SUSPENDED]
@@ -84,14 +86,15 @@ def _get_job(user, pk):
         ),
         pk=pk,
     )
-    crate_services.check_view_request(user, job.request)
+    crate_permissions.check_view_request(user, job.request)
     return job
 
 
 def _job_context(request, job):
     user = request.user
-    kinds = actor_kinds(job, user)
-    is_officer = OFFICER in kinds
+    is_officer = can_review(user, job)
+    lease = getattr(job, "lease", None) if job.status in dispatch.ACTIVE else None
+    cancel_pending = lease is not None and lease.cancel_requested_at is not None
     decisions = services.decisions_for(job)
     live = evidence.all_evidence(job) if is_officer and job.status == S.IN_REVIEW else {}
     steps = []
@@ -119,11 +122,12 @@ def _job_context(request, job):
         "steps": steps,
         "signoff_ready": signoff_ready,
         "is_officer": is_officer,
-        "is_researcher": "researcher" in kinds,
+        "is_researcher": can_act_as_researcher(user, job),
         "conflicted": permissions.can_govern_tre(user, job.tre) and not is_officer,
         "can_start": can_transition(job, S.IN_REVIEW, by=user),
         "can_hand_back": is_officer and job.status == S.IN_REVIEW,
-        "can_cancel": can_transition(job, S.CANCELLED, by=user),
+        "can_cancel": can_cancel(user, job) and not cancel_pending,
+        "cancel_pending": cancel_pending,
         "messages_list": job.messages.select_related("author__profile"),
         "history": history,
         "blocking": services.blocking_reasons(job) if job.status == S.SUSPENDED else [],
@@ -199,7 +203,9 @@ def job_cancel(request, pk):
         request,
         job,
         lambda: services.cancel(job, by=request.user, reason=request.POST.get("reason", "")),
-        "Cancelled.",
+        "The TRE's agent has been asked to stop; the job is cancelled when it does."
+        if job.status in dispatch.ACTIVE
+        else "Cancelled.",
     )
 
 
@@ -238,7 +244,7 @@ def job_certificate(request, pk):
 def suspended_jobs(request):
     """Why each suspended job (that this person can see) is waiting."""
     jobs = (
-        Job.objects.filter(status=S.SUSPENDED, request__in=crate_services.visible_requests(request.user))
+        Job.objects.filter(status=S.SUSPENDED, request__in=crate_permissions.visible_requests(request.user))
         .select_related("request__project", "tre")
         .order_by("status_changed_at")
     )

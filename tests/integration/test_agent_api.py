@@ -7,6 +7,7 @@ import zipfile
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import default_storage
 from django.urls import reverse
 from django.utils import timezone
@@ -133,14 +134,14 @@ def test_rotation_replaces_the_token_and_revocation_ends_it(client, tre_a, olivi
 
 
 def test_only_the_tres_officers_manage_its_agents(tre_a, tre_b, olivia, alice, oscar):
-    with pytest.raises(dispatch.PermissionDenied):
+    with pytest.raises(PermissionDenied):
         issue(tre_a, alice)
-    with pytest.raises(dispatch.PermissionDenied):
+    with pytest.raises(PermissionDenied):
         issue(tre_a, oscar)
     agent, _ = issue(tre_b, oscar)
-    with pytest.raises(dispatch.PermissionDenied):
+    with pytest.raises(PermissionDenied):
         dispatch.revoke_agent(agent, by=olivia)
-    with pytest.raises(dispatch.ValidationError):
+    with pytest.raises(ValidationError):
         issue(tre_b, oscar, name="AGENT-1")
 
 
@@ -517,9 +518,9 @@ def test_a_running_job_is_cancelled_when_the_agent_acknowledges(
 ):
     _, secret = agent
     token = running(client, secret, job.pk)
-    with pytest.raises(dispatch.ValidationError):
+    with pytest.raises(ValidationError):
         dispatch.request_cancel(job, by=alice, reason=" ")
-    with pytest.raises(dispatch.PermissionDenied):
+    with pytest.raises(PermissionDenied):
         dispatch.request_cancel(job, by=pat, reason="Not mine")
     dispatch.request_cancel(job, by=alice, reason="Wrong dataset")
     dispatch.request_cancel(job, by=alice, reason="Asked twice")
@@ -652,3 +653,24 @@ def test_a_claim_carries_what_the_tre_approved_for_the_workflows_service(client,
     assert claimed(client, secret, job.pk)["workflow"]["settings"] == approved
     reconciled = client.get(reverse("api_agent_reconcile"), headers=bearer(secret)).json()
     assert reconciled["jobs"][0]["workflow"]["settings"] == approved
+
+
+def test_the_review_page_cancels_a_running_job_by_asking_its_agent(client, job, agent, alice, cam):
+    from reviews import services as review_services
+
+    _, secret = agent
+    running(client, secret, job.pk)
+    client.force_login(cam)
+    assert "Cancel this job" not in client.get(reverse("job_detail", args=[job.pk])).content.decode()
+    client.force_login(alice)
+    assert "Cancel this job" in client.get(reverse("job_detail", args=[job.pk])).content.decode()
+
+    done = client.post(reverse("job_cancel", args=[job.pk]), {"reason": "Wrong cohort"}, follow=True)
+    page = done.content.decode()
+    assert "asked to stop" in page and "Cancellation was asked for: Wrong cohort" in page
+    assert "Cancel this job" not in page
+    job.refresh_from_db()
+    assert job.status == S.RUNNING and job.lease.cancel_reason == "Wrong cohort"
+    # A second request (from the API, say) changes nothing and is not an error.
+    review_services.cancel(job, by=alice, reason="Again")
+    assert AuditEvent.objects.filter(verb="job.cancel_requested").count() == 1

@@ -8,6 +8,7 @@ from portal import roles
 from portal import services as portal_services
 from reviews import federation, outputs
 from reviews.models import CombinedRelease
+from reviews.permissions import can_download_combined
 from tests import builders
 
 pytestmark = pytest.mark.django_db
@@ -58,10 +59,10 @@ def test_released_tables_with_one_schema_combine_and_are_rechecked(released_at_b
     # subtracting TRE B's 12 from 210 leaves 198, fine: no differencing risk here.
     assert release.differencing == []
     assert release.sdc_verdict == "pass"
-    assert not federation.can_download(alice, release)
+    assert not can_download_combined(alice, release)
     federation.decide(release, True, by=cam)
     release.refresh_from_db()
-    assert release.status == CombinedRelease.Status.RELEASED and federation.can_download(alice, release)
+    assert release.status == CombinedRelease.Status.RELEASED and can_download_combined(alice, release)
 
 
 def test_differencing_against_an_earlier_combination_is_flagged(released_at_both, alice, cam):

@@ -11,6 +11,7 @@ from crates.models import Job
 from portal.audit import AuditEvent
 from reviews import outputs
 from reviews.models import OutputFile
+from reviews.permissions import can_download_output
 from tests import builders
 
 pytestmark = pytest.mark.django_db
@@ -67,10 +68,10 @@ def test_two_independent_approvals_then_release_file_by_file(returned, cam, chri
     assert safe.status == OutputFile.Status.APPROVED
     assert len(outputs.votes_visible_to(safe, chris)) == 2
     # Nothing is downloadable by the researcher before release.
-    assert not outputs.can_download(alice, safe)
+    assert not can_download_output(alice, safe)
     outputs.release(safe, by=cam)
     safe.refresh_from_db()
-    assert safe.status == OutputFile.Status.RELEASED and outputs.can_download(alice, safe)
+    assert safe.status == OutputFile.Status.RELEASED and can_download_output(alice, safe)
     returned.refresh_from_db()
     assert returned.status == S.OUTPUT_REVIEW  # the other file is still being checked
     _vote_all(returned, "small.csv", "reject", cam, chris)

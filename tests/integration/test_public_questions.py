@@ -7,7 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from lxml import html
 
-from portal import public, roles, services
+from portal import permissions, public, roles, services
 from portal.audit import AuditEvent
 from portal.public_models import PublicQuestion
 from reviews.models import Notification
@@ -256,13 +256,13 @@ def test_officers_of_other_tres_cannot_moderate(client, asked, oscar):
     assert response.status_code == 302  # refused with a message, not a server error
     asked.refresh_from_db()
     assert asked.status == "pending"
-    assert not public.can_moderate(oscar, asked)
+    assert not permissions.can_moderate(oscar, asked)
 
 
 def test_an_officer_who_belongs_to_the_project_cannot_moderate(project, asked, bob, tre_a, admin_user):
     otto = _officer("otto", tre_a, admin_user)
     services.invite_member(project, otto, "analyst", by=bob)
-    assert not public.can_moderate(otto, asked)
+    assert not permissions.can_moderate(otto, asked)
     assert list(public.questions_to_moderate(otto)) == []
     with pytest.raises(PermissionDenied, match="Only governance officers of a TRE that approved"):
         public.publish_question(asked, by=otto, answer="An answer.")
@@ -270,7 +270,7 @@ def test_an_officer_who_belongs_to_the_project_cannot_moderate(project, asked, b
 
 def test_the_project_lead_who_is_also_an_officer_cannot_moderate(asked, bob, tre_a, admin_user):
     services.grant_role(bob, roles.GOVERNANCE_OFFICER, by=admin_user, tre=tre_a)
-    assert not public.can_moderate(bob, asked)
+    assert not permissions.can_moderate(bob, asked)
     assert list(public.questions_to_moderate(bob)) == []
 
 
