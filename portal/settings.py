@@ -67,6 +67,16 @@ def env_int(name, default):
         raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from exc
 
 
+def env_float(name, default):
+    value = env_str(name)
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from exc
+
+
 def env_list(name, default=()):
     value = env_str(name)
     if value is None:
@@ -265,6 +275,16 @@ PORTAL_CRATE_LIMITS = {
 }
 PORTAL_BUILDER_MAX_INPUT_BYTES = env_int("PORTAL_BUILDER_MAX_INPUT_BYTES", 20 * 1024**2)
 PORTAL_WORKFLOW_MAX_BYTES = env_int("PORTAL_WORKFLOW_MAX_BYTES", 200 * 1024 * 1024)
+# Dispatch to TRE agents (crates.dispatch; docs/agent-api.md).
+PORTAL_AGENT_LEASE_SECONDS = env_int("PORTAL_AGENT_LEASE_SECONDS", 120)
+PORTAL_AGENT_CLAIM_MAX_WAIT_SECONDS = env_float("PORTAL_AGENT_CLAIM_MAX_WAIT_SECONDS", 25.0)
+PORTAL_AGENT_CLAIM_POLL_SECONDS = env_float("PORTAL_AGENT_CLAIM_POLL_SECONDS", 0.25)
+PORTAL_AGENT_MAX_ATTEMPTS = env_int("PORTAL_AGENT_MAX_ATTEMPTS", 3)
+PORTAL_AGENT_RESULTS_MAX_BYTES = env_int(
+    "PORTAL_AGENT_RESULTS_MAX_BYTES", PORTAL_CRATE_LIMITS["max_compressed_bytes"]
+)
+PORTAL_AGENT_QUIET_SECONDS = env_int("PORTAL_AGENT_QUIET_SECONDS", 300)
+PORTAL_AGENT_STUCK_SECONDS = env_int("PORTAL_AGENT_STUCK_SECONDS", 3600)
 PORTAL_EVIDENCE_CONTENT_TYPES = {
     ".pdf": "application/pdf",
     ".png": "image/png",

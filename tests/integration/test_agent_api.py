@@ -629,6 +629,23 @@ def test_the_agents_page_warns_about_quiet_agents_and_stuck_jobs(
     assert f"Job {job.pk}" in page
 
 
+def test_the_tre_page_warns_its_officers_when_agents_go_quiet(
+    client, job, agent, tre_a, olivia, alice, settings
+):
+    url = reverse("tre_detail", args=[tre_a.slug])
+    client.force_login(alice)
+    assert "Agents not heard from" not in client.get(url).content.decode()
+    client.force_login(olivia)
+    page = client.get(url).content.decode()
+    assert "Agents not heard from" in page and "never connected" in page
+    settings.PORTAL_AGENT_STUCK_SECONDS = 0
+    assert f"Job {job.pk}" in client.get(url).content.decode()
+    Agent.objects.filter(pk=agent[0].pk).update(last_seen_at=timezone.now())
+    settings.PORTAL_AGENT_STUCK_SECONDS = 3600
+    quiet = client.get(url).content.decode()
+    assert "Agents not heard from" not in quiet and "Jobs waiting too long" not in quiet
+
+
 def test_the_openapi_schema_describes_the_agent_api(client):
     from drf_spectacular.validation import validate_schema
 

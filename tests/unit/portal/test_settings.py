@@ -133,3 +133,32 @@ def test_s3_storage_when_a_bucket_is_configured(tmp_path):
         timeout=60,
     )
     assert result.stdout.strip() == "storages.backends.s3.S3Storage", result.stderr
+
+
+def test_agent_dispatch_settings_follow_the_environment(tmp_path):
+    script = (
+        "import django;django.setup();from crates import dispatch;"
+        "print(dispatch.lease_seconds(), dispatch.max_claim_wait(), dispatch.max_attempts(),"
+        " dispatch.quiet_after().total_seconds())"
+    )
+    env = {
+        **_clean_env(),
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "DJANGO_DEBUG": "1",
+        "PORTAL_DATA_DIR": str(tmp_path),
+    }
+    run = dict(cwd=ROOT, capture_output=True, text=True, timeout=60)
+    default = subprocess.run([sys.executable, "-c", script], env=env, **run)
+    assert default.stdout.split() == ["120", "25.0", "3", "300.0"], default.stderr
+    tuned = {
+        "PORTAL_AGENT_LEASE_SECONDS": "30",
+        "PORTAL_AGENT_CLAIM_MAX_WAIT_SECONDS": "2.5",
+        "PORTAL_AGENT_MAX_ATTEMPTS": "5",
+        "PORTAL_AGENT_QUIET_SECONDS": "60",
+    }
+    changed = subprocess.run([sys.executable, "-c", script], env={**env, **tuned}, **run)
+    assert changed.stdout.split() == ["30", "2.5", "5", "60.0"], changed.stderr
+    bad = subprocess.run(
+        [sys.executable, "-c", script], env={**env, "PORTAL_AGENT_CLAIM_POLL_SECONDS": "soon"}, **run
+    )
+    assert bad.returncode != 0 and "PORTAL_AGENT_CLAIM_POLL_SECONDS must be a number" in bad.stderr
