@@ -264,6 +264,7 @@ DUR_ONLY_FIELDS = (
 
 def with_dur_data(queryset):
     """`queryset` of projects with everything an entry reads, in a fixed number of queries."""
+    from portal import public
     from portal.models import (
         Accreditation,
         DataAccessAgreement,
@@ -286,6 +287,7 @@ def with_dur_data(queryset):
             ),
             to_attr="dur_agreements",
         ),
+        public.public_outputs_prefetch(),
         Prefetch(
             "memberships",
             queryset=Membership.objects.filter(status=Membership.Status.ACTIVE)

@@ -33,7 +33,7 @@ from portal.audit import AuditChainHead, AuditEvent
 from portal.models import TRE, DataAccessAgreement, Dataset, Decision, Project, ProjectApproval
 from portal.public_models import PublicQuestion
 from portal.services import ServiceError
-from reviews.models import Outcome, Step, StepDecision
+from reviews.models import Outcome, PublicOutput, Step, StepDecision
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ class PublishedOutput:
     url: str
     released_on: date | None = None
     tre_name: str = ""
+    summary: str = ""
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,7 @@ def _with_public_data(queryset):
                 ),
                 to_attr="public_agreements",
             ),
+            public_outputs_prefetch(),
         )
         .annotate(
             latest_approval=Subquery(approved.order_by("-decided_at").values("decided_at")[:1]),
@@ -322,15 +324,50 @@ def project_for_questions(identifier):
     return approved_projects().only("pk", "identifier", "title").filter(identifier=identifier).first()
 
 
-def published_outputs(project):
-    """The outputs the project chose to publish: (title, url, release date, TRE), newest first.
+def public_outputs_prefetch(to_attr="published_output_records"):
+    """The Prefetch that loads a project's published outputs (one query for any number of projects)."""
+    return Prefetch(
+        "public_outputs",
+        queryset=PublicOutput.objects.filter(output__status="released")
+        .select_related("output__job__tre")
+        .only(
+            "project_id",
+            "title",
+            "summary",
+            "published_at",
+            "output__id",
+            "output__path",
+            "output__released_at",
+            "output__status",
+            "output__job__id",
+            "output__job__tre__name",
+        )
+        .order_by("-output__released_at", "pk"),
+        to_attr=to_attr,
+    )
 
-    This is the hook for the output-release feature, which does not exist yet, so nothing is published
-    and it returns an empty list. Its callers are the project page and the register's "Link to research
-    outputs"; `project` comes from `approved_projects()`, so whatever it reads must be prefetched there
-    (in `_with_public_data` and `dur.with_dur_data`) to keep the page and export query counts constant.
-    """
-    return []
+
+def published_outputs(project):
+    """The released outputs the project's lead chose to publish, newest first, each with an absolute
+    link to its public download. Reads the prefetch of `public_outputs_prefetch()` when present."""
+    records = getattr(project, "published_output_records", None)
+    if records is None:
+        records = list(
+            PublicOutput.objects.filter(project=project, output__status="released")
+            .select_related("output__job__tre")
+            .order_by("-output__released_at", "pk")
+        )
+    base = settings.PORTAL_BASE_URL.rstrip("/")
+    return [
+        PublishedOutput(
+            title=record.title,
+            url=base + reverse("public_output_download", args=[record.output_id, record.output.name]),
+            released_on=timezone.localdate(record.output.released_at) if record.output.released_at else None,
+            tre_name=record.output.job.tre.name,
+            summary=record.summary,
+        )
+        for record in records
+    ]
 
 
 def published_answers(project):
@@ -976,3 +1013,17 @@ def invalidate_public_pages():
         cache.incr(_GENERATION_KEY)
     except ValueError:
         cache.set(_GENERATION_KEY, 2, timeout=None)
+
+
+def public_output_file(pk, name):
+    """The stored file of a published output of an approved project, or None."""
+    record = (
+        PublicOutput.objects.filter(
+            output_id=pk, output__status="released", project__in=approved_projects().values("pk")
+        )
+        .select_related("output")
+        .first()
+    )
+    if record is None or record.output.name != name:
+        return None
+    return record.output

@@ -11,6 +11,7 @@ urlpatterns = [
     path("projects/<str:identifier>/", views.project_detail, name="public_project_detail"),
     path("projects/<str:identifier>/ask/", views.question_ask, name="public_question_ask"),
     path("projects/<str:identifier>/ask/sent/", views.question_sent, name="public_question_sent"),
+    path("outputs/<int:pk>/<str:name>", views.output_download, name="public_output_download"),
     path("tres/", views.tre_list, name="public_tre_list"),
     path("tres/<slug:slug>/", views.tre_detail, name="public_tre_detail"),
     path("statistics/", views.statistics, name="public_statistics"),

@@ -276,3 +276,21 @@ class Publication(models.Model):
 
     def __str__(self):
         return f"published crate of job {self.job_id}"
+
+
+class PublicOutput(models.Model):
+    """A released output the project chose to show on its public page, with a plain-language title."""
+
+    output = models.OneToOneField(OutputFile, on_delete=models.CASCADE, related_name="public_record")
+    # The output's project, kept here so the public pages read a project's outputs in one query.
+    project = models.ForeignKey("portal.Project", on_delete=models.CASCADE, related_name="public_outputs")
+    title = models.CharField(max_length=200, help_text="What the output shows, in plain words.")
+    summary = models.TextField(blank=True, help_text="Optional: a sentence or two for the public.")
+    published_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    published_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-published_at", "pk"]
+
+    def __str__(self):
+        return f"{self.title} (public)"

@@ -23,6 +23,7 @@ from reviews.permissions import (
     can_decide_combined,
     can_download_combined,
     can_download_output,
+    can_publish_output,
     check_download_combined,
     check_download_output,
     check_view_output,
@@ -61,13 +62,20 @@ def _file_rows(output, user):
         "needed": outputs.required_checkers(output),
         "cast": sum(1 for v in output.votes.all() if v.round == output.round),
         "can_download": can_download_output(user, output),
+        "can_publish": can_publish_output(user, output),
+        "public_record": getattr(output, "public_record", None)
+        if output.status == OutputFile.Status.RELEASED
+        else None,
     }
 
 
 @login_required
 def job_outputs(request, pk):
     job = _get_job(request.user, pk)
-    files = [_file_rows(o, request.user) for o in job.outputs.prefetch_related("votes__checker")]
+    files = [
+        _file_rows(o, request.user)
+        for o in job.outputs.select_related("public_record").prefetch_related("votes__checker")
+    ]
     return render(
         request,
         "reviews/outputs.html",
@@ -206,6 +214,35 @@ def output_withdraw(request, pk):
 
 
 @login_required
+@require_POST
+def output_publish(request, pk):
+    output = _get_output(request.user, pk)
+    return _act(
+        request,
+        output,
+        lambda: outputs.publish_output(
+            output,
+            title=request.POST.get("title", ""),
+            summary=request.POST.get("summary", ""),
+            by=request.user,
+        ),
+        f"{output.name} is on the project's public page.",
+    )
+
+
+@login_required
+@require_POST
+def output_unpublish(request, pk):
+    output = _get_output(request.user, pk)
+    return _act(
+        request,
+        output,
+        lambda: outputs.unpublish_output(output, by=request.user),
+        f"{output.name} is no longer on the project's public page.",
+    )
+
+
+@login_required
 def published_crate(request, pk):
     """The published results crate: project members once released, the TRE's staff, auditors."""
     job = _get_job(request.user, pk)
@@ -227,7 +264,10 @@ def release_certificate(request, pk):
     from weasyprint import HTML
 
     job = _get_job(request.user, pk)
-    files = [_file_rows(o, request.user) for o in job.outputs.prefetch_related("votes__checker")]
+    files = [
+        _file_rows(o, request.user)
+        for o in job.outputs.select_related("public_record").prefetch_related("votes__checker")
+    ]
     html = render_to_string(
         "reviews/release_certificate.html",
         {

@@ -24,9 +24,10 @@ from crates.models import Job, ResultUpload
 from crates.services import crate_limits, portal_agent
 from portal import audit, permissions
 from portal.models import DataAccessAgreement
+from portal.public import invalidate_public_pages
 from reviews import notifications
-from reviews.models import OutputFile, OutputVote, Publication
-from reviews.permissions import check_act_as_researcher, check_check_outputs
+from reviews.models import OutputFile, OutputVote, Publication, PublicOutput
+from reviews.permissions import check_act_as_researcher, check_check_outputs, check_publish_output
 from reviews.sdc import DisclosurePolicy, check_paths
 from reviews.transitions import transition
 
@@ -489,3 +490,54 @@ def _withhold(job, *, by, message):
     publication = _published_crate(job, approved=False, message=message)
     transition(job, S.WITHHELD, by=by, message=message, extra={"published_sha256": publication.sha256})
     notifications.decision_made(job, f"Outputs withheld at {job.tre}: {job.request.title}", message)
+
+
+# --- Publishing on the project's public page -----------------------------------------------------
+
+
+@transaction.atomic
+def publish_output(output, *, title, summary="", by):
+    """Show a released output on the project's public page (and in the Data Use Register's outputs)."""
+    title, summary = (title or "").strip(), (summary or "").strip()
+    if not title:
+        raise ValidationError({"title": "Give the output a plain-language title for the public."})
+    output = (
+        OutputFile.objects.select_for_update(of=("self",))
+        .select_related("job__request__project", "job__tre")
+        .get(pk=output.pk)
+    )
+    check_publish_output(by, output)
+    project = output.job.request.project
+    record, created = PublicOutput.objects.update_or_create(
+        output=output,
+        defaults={
+            "project": project,
+            "title": title,
+            "summary": summary,
+            "published_by": by,
+            "published_at": timezone.now(),
+        },
+    )
+    audit.record(
+        "outputs.published" if created else "outputs.publication_changed",
+        by=by,
+        obj=output,
+        after={"title": title, "summary": summary, "sha256": output.sha256},
+        tre=output.job.tre,
+        project=project,
+    )
+    transaction.on_commit(invalidate_public_pages)
+    return record
+
+
+@transaction.atomic
+def unpublish_output(output, *, by):
+    """Take an output off the project's public page."""
+    output = OutputFile.objects.select_related("job__request__project", "job__tre").get(pk=output.pk)
+    check_publish_output(by, output)
+    deleted, _ = PublicOutput.objects.filter(output=output).delete()
+    if deleted:
+        audit.record(
+            "outputs.unpublished", by=by, obj=output, tre=output.job.tre, project=output.job.request.project
+        )
+        transaction.on_commit(invalidate_public_pages)

@@ -152,6 +152,22 @@ def check_view_published_crate(user, job):
         raise PermissionDenied("You cannot see this job's published crate.")
 
 
+def can_publish_output(user, output):
+    """The project's lead chooses which released outputs its public page shows."""
+    return (
+        output.status == output.Status.RELEASED
+        and getattr(user, "is_authenticated", False)
+        and output.job.request.project.lead_id == user.pk
+    )
+
+
+def check_publish_output(user, output):
+    if output.status != output.Status.RELEASED:
+        raise PermissionDenied("Only a released output can be published.")
+    if not can_publish_output(user, output):
+        raise PermissionDenied("Only the project's lead chooses what its public page shows.")
+
+
 # --- Combining results across TREs -----------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ changes, so moderated answers and new digests show at once and registry changes 
 from functools import wraps
 from urllib.parse import urlencode
 
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import cache_page
@@ -90,6 +90,17 @@ def question_sent(request, identifier):
     if project is None:
         raise Http404("No approved project has that identifier.")
     return _render(request, "public/question_sent.html", "projects", {"project": project})
+
+
+@require_safe
+def output_download(request, pk, name):
+    """A released output the project published: a plain download, no sign-in."""
+    output = public.public_output_file(pk, name)
+    if output is None:
+        raise Http404("No published output has that address.")
+    response = FileResponse(output.stored.open("rb"), as_attachment=True, filename=output.name)
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @public_page
