@@ -24,7 +24,9 @@ from urllib.parse import urlparse
 
 __all__ = [
     "AgentConfig",
+    "BitfountSettings",
     "ConfigError",
+    "DataShieldSettings",
     "Dataset",
     "Limits",
     "SandboxSettings",
@@ -134,6 +136,41 @@ class TesSettings:
 
 
 @dataclass(frozen=True)
+class DataShieldSettings:
+    """The TRE's Opal server, which the ``datashield`` executor calls over its DataSHIELD REST API.
+
+    ``token_file`` holds an Opal personal access token (sent only in the ``X-Opal-Auth`` header); it is read
+    when a job runs, never kept here. ``verify`` is what ``requests`` takes: ``True``, ``False`` or the
+    path of a CA bundle.
+    """
+
+    url: str
+    token_file: Path
+    verify: bool | str = True
+    poll_seconds: float = 1.0
+    request_timeout_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class BitfountSettings:
+    """How the ``bitfount`` executor runs Bitfount's modeller (see :mod:`agent.executors.bitfount`).
+
+    ``executable`` is the ``bitfount`` command of a separate Python 3.12 environment; ``username`` is the
+    Bitfount account the TRE runs tasks as. The API key files are read when a job runs and their contents
+    reach the modeller only through its environment, never a task file. ``env`` adds variables (e.g.
+    ``BITFOUNT_ENVIRONMENT``, ``HTTPS_PROXY``) to the modeller's minimal environment.
+    """
+
+    executable: Path
+    username: str
+    api_key_id_file: Path
+    api_key_file: Path
+    private_key_file: Path | None = None
+    timeout_seconds: int | None = None
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
 class WorkflowRoute:
     """How this TRE runs one approved workflow version.
 
@@ -158,6 +195,8 @@ class AgentConfig:
     sandbox: SandboxSettings = SandboxSettings()
     datasets: Mapping[str, Dataset] = field(default_factory=lambda: MappingProxyType({}))
     tes: TesSettings | None = None
+    bitfount: BitfountSettings | None = None
+    datashield: DataShieldSettings | None = None
     workflows: Mapping[tuple[str, str], WorkflowRoute] = field(default_factory=lambda: MappingProxyType({}))
 
     def route(self, workflow_id: str, version: str) -> WorkflowRoute:
@@ -249,6 +288,14 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path) -> AgentConfig:
     if "tes" in data:
         tes = _parse_tes(root.table("tes"))
 
+    bitfount = None
+    if "bitfount" in data:
+        bitfount = _parse_bitfount(root.table("bitfount"))
+
+    datashield = None
+    if "datashield" in data:
+        datashield = _parse_datashield(root.table("datashield"))
+
     config = AgentConfig(
         tre=tre,
         work_dir=work_dir,
@@ -256,6 +303,8 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path) -> AgentConfig:
         sandbox=sandbox,
         datasets=MappingProxyType(datasets),
         tes=tes,
+        bitfount=bitfount,
+        datashield=datashield,
     )
     workflows = _parse_workflows(root.array_of_tables("workflows"), config)
     root.finish()
@@ -299,6 +348,67 @@ def _parse_tes(table: Table) -> TesSettings:
         token_file=table.path("token_file", default=None),
         poll_seconds=table.number("poll_seconds", default=2.0, minimum=0.01),
         request_timeout_seconds=table.integer("request_timeout_seconds", default=10, minimum=1),
+    )
+    table.finish()
+    return settings
+
+
+def _parse_datashield(table: Table) -> DataShieldSettings:
+    url = table.url("url").rstrip("/")
+    token_file = table.path("token_file")
+    verify_tls = table.boolean("verify_tls", default=True)
+    ca_bundle = table.path("ca_bundle", default=None)
+    if ca_bundle is not None and not verify_tls:
+        raise ConfigError("[datashield] ca_bundle: a CA bundle is only used when verify_tls = true")
+    settings = DataShieldSettings(
+        url=url,
+        token_file=token_file,
+        verify=str(ca_bundle) if ca_bundle is not None else verify_tls,
+        poll_seconds=table.number("poll_seconds", default=1.0, minimum=0.01),
+        request_timeout_seconds=table.integer("request_timeout_seconds", default=30, minimum=1),
+    )
+    table.finish()
+    return settings
+
+
+# A Bitfount username (bitfount.federated.helper.USERNAME_REGEX) and the environment variables the
+# bitfount executor sets itself, which [bitfount] env must not override.
+_BITFOUNT_USERNAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|[-_](?=[a-z0-9])){0,38}$")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_BITFOUNT_RESERVED_ENV = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "TMPDIR",
+        "BITFOUNT_API_KEY_ID",
+        "BITFOUNT_API_KEY",
+        "BITFOUNT_TASK_RESULTS_DIR",
+        "BITFOUNT_OUTPUT_DIR",
+        "BITFOUNT_LOGS_DIR",
+    }
+)
+
+
+def _parse_bitfount(table: Table) -> BitfountSettings:
+    env = table.string_map("env", default={})
+    for name in env:
+        if not _ENV_NAME_RE.match(name) or name.upper() in _BITFOUNT_RESERVED_ENV:
+            raise ConfigError(
+                f"[bitfount] env: {name!r} cannot be set here (the agent sets it, or it is not a name)"
+            )
+    timeout = table.integer("timeout_seconds", minimum=1) if "timeout_seconds" in table.data else None
+    settings = BitfountSettings(
+        executable=table.path("executable"),
+        username=table.string(
+            "username",
+            pattern=_BITFOUNT_USERNAME_RE,
+            hint="a Bitfount username: lower-case letters, digits, - and _",
+        ),
+        api_key_id_file=table.path("api_key_id_file"),
+        api_key_file=table.path("api_key_file"),
+        private_key_file=table.path("private_key_file", default=None),
+        timeout_seconds=timeout,
+        env=MappingProxyType(env),
     )
     table.finish()
     return settings

@@ -244,4 +244,6 @@ def can_moderate(user, question):
 
 def check_moderate(user, question):
     if not can_moderate(user, question):
-        raise PermissionDenied("Only governance officers of a TRE that approved this project can moderate it.")
+        raise PermissionDenied(
+            "Only governance officers of a TRE that approved this project can moderate it."
+        )

@@ -4,6 +4,8 @@
 ``cwl``            an approved CWL workflow run by cwltool (``--no-container``) in the sandbox
 ``sql-aggregate``  a structured cohort-count query over a TRE dataset, with disclosure control
 ``tes``            the whole job handed to the TRE's GA4GH TES server as one task
+``datashield``     approved DataSHIELD aggregate calls run on the TRE's Opal (no free-form R)
+``bitfount``       the approved Bitfount task run on approved pods by ``bitfount run_modeller``
 =================  =============================================================================
 """
 
@@ -15,7 +17,9 @@ from types import MappingProxyType
 
 from agent.config import AgentConfig, WorkflowRoute
 from agent.executors.base import ExecutionResult, Executor
+from agent.executors.bitfount import BitfountExecutor
 from agent.executors.cwl import CwlExecutor
+from agent.executors.datashield import DataShieldExecutor
 from agent.executors.sql_aggregate import SqlAggregateExecutor
 from agent.executors.tes import TesExecutor
 from agent.jobs import Job
@@ -23,7 +27,10 @@ from agent.jobs import Job
 __all__ = ["EXECUTORS", "create_executor", "execute"]
 
 EXECUTORS: Mapping[str, type[Executor]] = MappingProxyType(
-    {cls.name: cls for cls in (CwlExecutor, SqlAggregateExecutor, TesExecutor)}
+    {
+        cls.name: cls
+        for cls in (CwlExecutor, SqlAggregateExecutor, TesExecutor, BitfountExecutor, DataShieldExecutor)
+    }
 )
 
 

@@ -88,7 +88,7 @@ options = { dataset = "omop" }
         ("\n[agent2]\nx = 1\n", "top level: unknown setting\\(s\\) 'agent2'"),
         (
             '\n[[workflows]]\nid = "a"\nversion = "1"\nexecutor = "spark"\n',
-            "\\[\\[workflows\\]\\] #1 executor: 'spark' is not one of cwl, sql-aggregate, tes",
+            "\\[\\[workflows\\]\\] #1 executor: 'spark' is not one of bitfount, cwl, datashield, sql-aggregate, tes",
         ),
         (
             '\n[[workflows]]\nid = "a"\nversion = "1"\nexecutor = "sql-aggregate"\noptions = { dataset = "nope" }\n',
