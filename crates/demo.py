@@ -4,32 +4,45 @@ Runs after the demo registry and the demo agents' workflows exist; idempotent (r
 matched by title).
 """
 
+import json
 import tempfile
 from pathlib import Path
 
 from django.core.files import File
 
-from crates import builder, services
+from agent.demo_workflows import COHORT_QUERY
+from crates import builder, demo_agents, services
 from crates.models import Request
 from portal.models import TRE, ApprovedWorkflow, Decision, Project
 from reviews import services as reviews
 from reviews.models import CHECK_STEPS, Step
 
+# The demo agents' workflows, and inputs each really takes (a request naming an input its workflow does
+# not have is refused by the agent).
+AGE_SEX = (demo_agents.AGE_SEX.workflow_id, [("reference_year", "2025")])
+COHORT = (demo_agents.COHORT_COUNT.workflow_id, [("query", json.dumps(json.loads(COHORT_QUERY.read_text())))])
+
 DEMO_REQUESTS = [
-    # (title, project, TRE slugs, what happens to each job)
-    ("Recovery after COVID-19 by age band", "PRJ-2026-0001", ["cymru-sdb", "nfhdn"], "queued"),
-    ("Re-consultation within 90 days", "PRJ-2026-0001", ["cymru-sdb"], "in_review"),
-    ("Inhaler prescriptions after high-pollution days", "PRJ-2026-0002", ["taybridge"], "changes_requested"),
-    ("Asthma admissions by month", "PRJ-2026-0002", ["taybridge"], "awaiting_review"),
-    ("Linked deaths by postcode", "PRJ-2026-0001", ["nfhdn"], "rejected"),
+    # (title, project, TRE slugs, (workflow id, parameters), what happens to each job)
+    ("Recovery after COVID-19 by age band", "PRJ-2026-0001", ["cymru-sdb", "nfhdn"], AGE_SEX, "queued"),
+    ("Re-consultation within 90 days", "PRJ-2026-0001", ["cymru-sdb"], COHORT, "in_review"),
+    (
+        "Inhaler prescriptions after high-pollution days",
+        "PRJ-2026-0002",
+        ["taybridge"],
+        COHORT,
+        "changes_requested",
+    ),
+    ("Asthma admissions by month", "PRJ-2026-0002", ["taybridge"], AGE_SEX, "awaiting_review"),
+    ("Linked deaths by postcode", "PRJ-2026-0001", ["nfhdn"], AGE_SEX, "rejected"),
 ]
 
 
-def _workflow_for(tres):
-    approved = ApprovedWorkflow.objects.all()
+def _workflow_for(tres, workflow_id):
+    approved = ApprovedWorkflow.objects.filter(workflow_id=workflow_id)
     for tre in tres:
         approved = approved.filter(approvals__tre=tre, approvals__status=Decision.APPROVED)
-    return approved.order_by("pk").first()
+    return approved.order_by("-pk").first()
 
 
 def _officer_for(tre, cast):
@@ -39,12 +52,12 @@ def _officer_for(tre, cast):
 def seed_demo_requests(cast, stdout=None):
     researcher = cast["alice"]
     made = 0
-    for title, identifier, slugs, fate in DEMO_REQUESTS:
+    for title, identifier, slugs, (workflow_id, parameters), fate in DEMO_REQUESTS:
         if Request.objects.filter(title=title).exists():
             continue
         project = Project.objects.get(identifier=identifier)
         tres = list(TRE.objects.filter(slug__in=slugs).order_by("slug"))
-        workflow = _workflow_for(tres)
+        workflow = _workflow_for(tres, workflow_id)
         if workflow is None:
             continue
         with tempfile.TemporaryDirectory(prefix="demo-request-") as scratch:
@@ -54,7 +67,7 @@ def seed_demo_requests(cast, stdout=None):
                 tres=tres,
                 workflow=workflow,
                 datasets=[d for tre in tres for d in tre.datasets.all()[:1]],
-                parameters=[("min_age", "18")],
+                parameters=parameters,
                 inputs=[],
                 title=title,
                 description=f"{title}: a demonstration request.",

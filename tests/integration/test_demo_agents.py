@@ -9,10 +9,11 @@ from django.contrib.auth import get_user_model
 
 from agent.config import load_config
 from crates.demo_agents import AGE_SEX, COHORT_COUNT, seed_demo_agents
-from crates.models import Agent
+from crates.models import Agent, Job
 from portal import demo
 from portal.audit import AuditEvent
 from portal.models import TRE, ApprovedWorkflow
+from tests.integration.test_dispatch_live import REPO, portal  # noqa: F401  (the live-server fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -67,3 +68,47 @@ def test_seeding_demo_agents_writes_a_working_set_up_per_tre_and_is_idempotent(t
     assert (
         hashlib.sha256((out / "nfhdn.token").read_text().strip().encode()).hexdigest() == rotated.token_hash
     )
+
+
+def test_the_demo_agents_take_the_queued_demo_request_to_output_checking(portal, tmp_path, settings):  # noqa: F811
+    """What `scripts/demo` runs: seed_demo, then `python -m agent.demo`; the request seeded as queued
+    must come back from both of its TREs and wait for the output checkers."""
+    import signal
+    import subprocess
+    import sys
+
+    settings.DATA_DIR = tmp_path
+    with portal.db():
+        demo.seed()
+        queued = list(Job.objects.filter(status="queued").values_list("pk", flat=True))
+    assert len(queued) == 2
+    log = tmp_path / "agents.log"
+    with log.open("wb") as handle:
+        agents = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "agent.demo",
+                "--portal",
+                portal.url,
+                "--dir",
+                str(tmp_path / "demo-agents"),
+            ],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=handle,
+            start_new_session=True,
+        )
+    try:
+        portal.wait_for(
+            lambda: Job.objects.filter(pk__in=queued, status="output_review").count() == 2,
+            "both demo jobs to reach output checking",
+            timeout=180,
+            log=log,
+        )
+    finally:
+        agents.send_signal(signal.SIGTERM)
+        agents.wait(timeout=60)
+    with portal.db():
+        for job in Job.objects.filter(pk__in=queued):
+            assert [o.name for o in job.outputs.all()] == ["age_sex_table.csv"]
