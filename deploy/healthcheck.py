@@ -45,7 +45,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 def check_web():
     port = os.environ.get("HEALTHCHECK_PORT", "8000")
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/accounts/login/",
+        f"http://127.0.0.1:{port}/healthz",
         headers={"Host": _host(), "X-Forwarded-Proto": "https", "User-Agent": USER_AGENT},
     )
     opener = urllib.request.build_opener(_NoRedirect)
@@ -58,7 +58,7 @@ def check_web():
         print(f"unhealthy: {exc}")
         return 1
     if status != 200:
-        print(f"unhealthy: /accounts/login/ answered {status}")
+        print(f"unhealthy: /healthz answered {status}")
         return 1
     return 0
 

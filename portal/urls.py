@@ -1,9 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from portal.views import people, projects, registry
+from portal.views import health, people, projects, registry
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
     path("public/", include("portal.public_urls")),
     path("", people.home, name="home"),
     path("dashboard/", people.dashboard, name="dashboard"),

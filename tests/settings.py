@@ -23,3 +23,5 @@ WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
 # The test client speaks plain HTTP; HTTPS redirects are covered by the deploy-check test.
 SECURE_SSL_REDIRECT = False
+# Each test process keeps its own cache, whatever REDIS_URL or DJANGO_CACHE_URL the shell has.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -311,7 +311,7 @@ def fake_portal():
 
 
 @pytest.mark.parametrize(("status", "healthy"), [(200, True), (301, False), (500, False)])
-def test_web_healthcheck_asks_for_the_sign_in_page_as_the_proxy_would(
+def test_web_healthcheck_asks_for_healthz_as_the_proxy_would(
     fake_portal, monkeypatch, status, healthy
 ):
     monkeypatch.setattr(_FakePortal, "status", status)
@@ -320,7 +320,7 @@ def test_web_healthcheck_asks_for_the_sign_in_page_as_the_proxy_would(
     monkeypatch.delenv("DJANGO_ALLOWED_HOSTS_FILE", raising=False)
     healthcheck = _load(ROOT / "deploy" / "healthcheck.py")
     assert healthcheck.main(["healthcheck.py", "web"]) == (0 if healthy else 1)
-    assert _FakePortal.seen == [("/accounts/login/", "example.org", "https")]
+    assert _FakePortal.seen == [("/healthz", "example.org", "https")]
 
 
 def test_web_healthcheck_reports_a_dead_server(monkeypatch):

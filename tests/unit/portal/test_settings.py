@@ -162,3 +162,62 @@ def test_agent_dispatch_settings_follow_the_environment(tmp_path):
         [sys.executable, "-c", script], env={**env, "PORTAL_AGENT_CLAIM_POLL_SECONDS": "soon"}, **run
     )
     assert bad.returncode != 0 and "PORTAL_AGENT_CLAIM_POLL_SECONDS must be a number" in bad.stderr
+
+
+def _read_settings(tmp_path, expression, **env):
+    script = f"import django;django.setup();from django.conf import settings as s;print({expression})"
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={
+            **_clean_env(),
+            "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "DJANGO_DEBUG": "1",
+            "PORTAL_DATA_DIR": str(tmp_path),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "backend"),
+    [
+        ({}, "django.core.cache.backends.locmem.LocMemCache"),
+        ({"REDIS_URL": "redis://127.0.0.1:6379/3"}, "django.core.cache.backends.redis.RedisCache"),
+        (
+            {"DJANGO_CACHE_URL": "redis://cache.internal:6379/1"},
+            "django.core.cache.backends.redis.RedisCache",
+        ),
+        (
+            {"REDIS_URL": "redis://127.0.0.1:6379/3", "DJANGO_CACHE_URL": "locmem://"},
+            "django.core.cache.backends.locmem.LocMemCache",
+        ),
+    ],
+)
+def test_the_cache_is_shared_through_redis_when_configured(tmp_path, env, backend):
+    result = _read_settings(
+        tmp_path, "s.CACHES['default']['BACKEND'], s.CACHES['default'].get('LOCATION')", **env
+    )
+    assert result.stdout.split()[0] == backend, result.stderr
+    if "redis" in backend:
+        assert result.stdout.split()[1] == env.get("DJANGO_CACHE_URL", env.get("REDIS_URL"))
+
+
+def test_an_unknown_cache_url_is_a_helpful_error(tmp_path):
+    result = _read_settings(tmp_path, "s.CACHES", DJANGO_CACHE_URL="memcached://x")
+    assert result.returncode != 0 and "DJANGO_CACHE_URL must be a redis:// or locmem:// URL" in result.stderr
+
+
+def test_proxies_and_key_fallbacks_follow_the_environment(tmp_path):
+    old = tmp_path / "old-key"
+    old.write_text("previous-key-" + "p" * 40 + "\n")
+    result = _read_settings(
+        tmp_path,
+        "s.PORTAL_TRUSTED_PROXIES, s.ALLAUTH_TRUSTED_PROXY_COUNT, s.SECRET_KEY_FALLBACKS",
+        PORTAL_TRUSTED_PROXIES="1",
+        DJANGO_SECRET_KEY_FALLBACKS_FILE=str(old),
+    )
+    assert result.stdout.strip() == f"1 1 ['previous-key-{'p' * 40}']", result.stderr
