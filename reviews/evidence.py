@@ -10,7 +10,14 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from portal import service_settings
-from portal.models import DataAccessAgreement, Decision, Membership, MembershipApproval, ProjectApproval
+from portal.models import (
+    DataAccessAgreement,
+    Dataset,
+    Decision,
+    Membership,
+    MembershipApproval,
+    ProjectApproval,
+)
 from reviews.models import Step
 
 
@@ -132,13 +139,33 @@ def safe_data(job, today):
     if not requested:
         return [_finding("named", False, "The crate names no dataset, so its data use cannot be checked.")]
     held = {d.identifier: d for d in job.tre.datasets.all()}
+    # A request to several TREs names each TRE's datasets; the others are reviewed by their own TREs.
+    elsewhere = {
+        d.identifier: d
+        for d in Dataset.objects.filter(tre__in=job.request.tres.exclude(pk=job.tre_id)).select_related("tre")
+    }
     covered = {d.pk for a in _agreements(job, today) for d in a.datasets.all()}
     findings = []
+    if not any(item["id"] in held for item in requested):
+        findings.append(_finding("held", False, f"The crate names no dataset held by {job.tre}."))
     for item in requested:
         dataset = held.get(item["id"])
-        if dataset is None:
+        if dataset is None and item["id"] in elsewhere:
+            other = elsewhere[item["id"]]
             findings.append(
-                _finding("held", False, f"{item.get('name') or item['id']} is not held by {job.tre}.")
+                _finding(
+                    "elsewhere",
+                    True,
+                    f"{other.name} is held by {other.tre}, another TRE of this request, which reviews its use.",
+                )
+            )
+        elif dataset is None:
+            findings.append(
+                _finding(
+                    "held",
+                    False,
+                    f"{item.get('name') or item['id']} is not held by {job.tre} or any other TRE of this request.",
+                )
             )
         elif dataset.pk not in covered:
             findings.append(

@@ -326,3 +326,30 @@ def test_queue_page_query_count_is_the_same_at_10_and_1000_jobs(client, new_job,
         assert client.get(url).status_code == 200
     assert Job.objects.filter(tre=tre_a).count() == 1000
     assert len(large) == len(small)
+
+
+def test_safe_data_leaves_another_tres_datasets_to_that_tre(two_tre_request):
+    from reviews.evidence import evidence_for
+
+    for job in two_tre_request.jobs.select_related("tre"):
+        findings = evidence_for(job, "safe_data")
+        assert all(f["ok"] for f in findings), findings
+        others = [f for f in findings if f["check"] == "elsewhere"]
+        assert len(others) == 1 and "another TRE of this request" in others[0]["message"]
+        assert job.tre.name not in others[0]["message"]
+
+
+def test_safe_data_flags_a_dataset_no_target_tre_holds(new_job):
+    from reviews.evidence import evidence_for
+
+    job = new_job(S.IN_REVIEW)
+    summary = dict(job.version.summary)
+    summary["datasets"] = [
+        *summary["datasets"],
+        {"id": "https://example.org/datasets/nowhere", "name": "Nowhere"},
+    ]
+    type(job.version).objects.filter(pk=job.version_id).update(summary=summary)
+    job.refresh_from_db()
+    held = [f for f in evidence_for(job, "safe_data") if f["check"] == "held"]
+    assert [f["ok"] for f in held] == [False]
+    assert "Nowhere is not held by TRE A or any other TRE of this request" in held[0]["message"]
