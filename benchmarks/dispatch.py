@@ -1,4 +1,4 @@
-"""On-demand benchmark of dispatch to TRE agents; never part of the test suite.
+"""Benchmark of dispatch to TRE agents: claim throughput against a bare endpoint, and sign-off to claim.
 
 1. **Claim throughput.** 20 agents of one TRE claim queued jobs through ``POST /api/v1/agent/claim/``
    as fast as they can, against the same 20 clients calling a bare DRF endpoint that returns a constant,
@@ -9,27 +9,21 @@
    (the real ``decide_step(..., "sign_off", "approve")``); the time from the start of the sign-off to
    the moment an agent's claim answer arrives is measured, round after round. Goal: median under 1 s.
 
-Run from the repository root with the virtual environment, against a PostgreSQL server on which the
-user may create databases (a scratch database is created, migrated and dropped)::
-
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python benchmarks/dispatch.py
-    ... benchmarks/dispatch.py --quick     # a shorter run: checks that the benchmark works
-    ... benchmarks/dispatch.py --write     # then rewrite the measured part of docs/performance.md
-
-The results are printed as Markdown; the exit status is 1 when a goal is missed. The server is
+Run by ``python -m benchmarks`` (``--only dispatch``) against a PostgreSQL server on which the user may
+create databases (``--database-url`` or ``DATABASE_URL``; a scratch database is created, migrated and
+dropped). ``measure`` returns the measurements; ``goals`` and ``render`` read them. The server is
 gunicorn (gthread workers) with persistent database connections, as in production; the load comes
 from processes on the same machine, each agent a thread with its own keep-alive connection.
 """
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import multiprocessing
 import os
-import platform
 import secrets
+import shutil
 import signal
 import socket
 import statistics
@@ -39,15 +33,59 @@ import tempfile
 import threading
 import time
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FIVE_SAFES_SHARED", ROOT.parent / "shared")).resolve()
-REQUEST_METADATA = SHARED / "fixtures" / "5s-crate" / "validator-valid-five-safes-crate-request"
+from benchmarks.common import (
+    REPO,
+    REQUEST_METADATA,
+    BenchmarkError,
+    Goal,
+    is_postgres,
+    portal_environment,
+    progress,
+    ratio,
+    scratch_postgres,
+)
+
 CLAIM = "/api/v1/agent/claim/"
 CONSTANT = "/bench/constant/"
-DOC = ROOT / "docs" / "performance.md"
+THROUGHPUT_GOAL = 0.5  # claims per second, as a fraction of the constant endpoint's answers per second
+LATENCY_GOAL = 1.0  # seconds, median from sign-off to claim
+
+
+@dataclass(frozen=True)
+class Plan:
+    agents: int = 20
+    seconds: float = 15  # each endpoint is driven this long
+    warm_up: float = 2
+    rounds: int = 40  # sign-offs timed
+    jobs: int = 5000  # queued for the throughput run
+    costs: int = 100  # requests timed one at a time
+    workers: int = 4
+    threads: int = 6
+    processes: int = 4
+    start_delay: float = 1.5  # for the client processes to start before the load does
+    settle: float = 2.0  # for the agents' long polls to start before the first sign-off
+    long_poll: int = 5  # seconds each agent's claim waits for a job
+
+
+FULL = Plan()
+QUICK = Plan(
+    seconds=1,
+    warm_up=0.3,
+    rounds=3,
+    jobs=300,
+    costs=10,
+    workers=2,
+    threads=4,
+    processes=2,
+    start_delay=0.5,
+    settle=1.0,
+    long_poll=2,
+)
+
 
 # Filled in by wsgi_application() in the gunicorn workers: the portal's URLs plus the constant endpoint.
 urlpatterns: list = []
@@ -128,10 +166,11 @@ def _hammer(port, tokens, path, start_at, seconds, results):
         thread.join()
 
 
-def load(port, tokens, path, seconds, processes):
-    """Run the agents spread over `processes` processes; return (answers/second, claimed ids, errors)."""
+def load(port, tokens, path, seconds, processes, start_delay=1.5):
+    """Run the agents spread over `processes` processes, all starting `start_delay` seconds from now;
+    return (answers/second, claimed ids, errors)."""
     results = multiprocessing.Queue()
-    start_at = time.time() + 1.5
+    start_at = time.time() + start_delay
     groups = [tokens[i::processes] for i in range(processes)]
     workers = [
         multiprocessing.Process(target=_hammer, args=(port, group, path, start_at, seconds, results))
@@ -235,7 +274,7 @@ def jobs(count, status, tre, workflow, project, researcher):
 
     from crates.models import Job, Request, RequestVersion
 
-    metadata = json.loads((REQUEST_METADATA / "ro-crate-metadata.json").read_text())
+    metadata = json.loads(REQUEST_METADATA.read_text())
     now = timezone.now()
     requests = Request.objects.bulk_create(
         [Request(project=project, submitter=researcher, title=f"Benchmark {n}") for n in range(count)]
@@ -290,8 +329,11 @@ def check_no_double_claims(ids):
 # --- Sign-off to claim ---------------------------------------------------------------------------
 
 
-def latency(port, tokens, rounds, fixture):
-    """Median, p90 and maximum seconds from the start of a sign-off to an agent's claim answer."""
+def latency(port, tokens, rounds, fixture, settle=2.0, long_poll=5):
+    """Seconds from the start of each sign-off to an agent's claim answer, sorted (inf: none in 10 s).
+
+    The agents stop once the rounds are over, after their last long poll: none is left to claim the
+    jobs of what is measured next."""
     from django.db import connections
 
     from reviews import services as reviews
@@ -309,16 +351,17 @@ def latency(port, tokens, rounds, fixture):
 
     def poll(token):
         agent = Agent(port, token)
-        body = json.dumps({"wait_seconds": 5})
+        body = json.dumps({"wait_seconds": long_poll})
         while not stop.is_set():
             status, data = agent.post(CLAIM, body)
             if status == 200:
                 arrived[json.loads(data)["id"]] = time.monotonic()
+        agent.connection.close()  # no idle keep-alive connection holds the server when it stops
 
-    pollers = [threading.Thread(target=poll, args=(token,), daemon=True) for token in tokens]
+    pollers = [threading.Thread(target=poll, args=(token,)) for token in tokens]
     for poller in pollers:
         poller.start()
-    time.sleep(2)
+    time.sleep(settle)  # every agent is long-polling before the first sign-off
     delays = []
     for n, job in enumerate(ready):
         # Sign-offs at different moments of the agents' polling cycle.
@@ -330,9 +373,10 @@ def latency(port, tokens, rounds, fixture):
             time.sleep(0.002)
         delays.append(arrived.get(job.pk, float("inf")) - started)
     stop.set()
+    for poller in pollers:
+        poller.join()
     connections.close_all()
-    delays.sort()
-    return statistics.median(delays), delays[int(0.9 * (len(delays) - 1))], delays[-1]
+    return sorted(delays)
 
 
 # --- What one request costs ---------------------------------------------------------------------
@@ -382,7 +426,7 @@ def start_server(env, port, workers, threads):
             "gunicorn",
             "benchmarks.dispatch:wsgi_application()",
             "--chdir",
-            str(ROOT),
+            str(REPO),
             "--bind",
             f"127.0.0.1:{port}",
             "--worker-class",
@@ -397,6 +441,7 @@ def start_server(env, port, workers, threads):
             "warning",
         ],
         env=env,
+        start_new_session=True,  # its own process group, so that the workers can be stopped with it
     )
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -408,126 +453,24 @@ def start_server(env, port, workers, threads):
         except OSError:
             time.sleep(0.2)
     server.kill()
-    raise SystemExit("gunicorn did not start")
+    raise BenchmarkError("gunicorn did not start")
 
 
-def scratch_database(url):
-    """Create a scratch database beside the one named in `url`; returns (its URL, drop())."""
-    import psycopg
-
-    parsed = urlparse(url)
-    name = f"dispatch_bench_{os.getpid()}"
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-
-    def drop():
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    return parsed._replace(path=f"/{name}").geturl(), drop
-
-
-def report(args, results, machine, waits, cost):
-    claims, constant, ratio, problems, errors, median, p90, worst = results
-    ok_ratio, ok_latency = ratio >= 0.5 and not problems, median < 1.0
-    mark = {True: "met", False: "**missed**"}
-    lines = [
-        "## Dispatch",
-        "",
-        f"Measured by `benchmarks/dispatch.py` ({'quick run' if args.quick else 'full run'}; {machine}).",
-        "",
-        "| measure | result | goal | |",
-        "|---|---|---|---|",
-        f"| claims per second through the API, {args.agents} agents | {claims:.0f} | | |",
-        f"| bare DRF endpoint returning a constant, same clients | {constant:.0f} answers/s | | |",
-        f"| claims / constant | {ratio:.2f} | at least 0.5 | {mark[ratio >= 0.5]} |",
-        f"| jobs claimed twice | {'none' if not problems else '; '.join(problems)} | none | {mark[not problems]} |",
-        f"| sign-off to claim, median of {args.rounds} | {median * 1000:.0f} ms | under 1 s | {mark[ok_latency]} |",
-        f"| sign-off to claim, 90th percentile / worst | {p90 * 1000:.0f} ms / {worst * 1000:.0f} ms | | |",
-        *(
-            f"| one {what}, on its own | {wall:.1f} ms: {python:.1f} ms Python CPU, {database:.1f} ms "
-            "PostgreSQL CPU | | |"
-            for what, (wall, python, database) in zip(("claim", "constant answer"), cost, strict=True)
-        ),
-        "",
-        "How it is measured: the server is gunicorn with "
-        f"{args.workers} gthread workers of {args.threads} threads and persistent connections to "
-        "PostgreSQL, all on this machine; the clients are "
-        f"{args.processes} processes sharing the {args.agents} agents, one keep-alive connection each. "
-        f"Each endpoint is driven for {args.seconds} s after a warm-up. Queued jobs are inserted in bulk "
-        "(the claim path is what is measured); every claim runs the real service: the row lock "
-        "(`SELECT ... FOR UPDATE SKIP LOCKED`), the lease with its fencing token, the transition and its "
-        "hash-chained audit event. Afterwards every claimed job must have fencing token 1 and one "
-        "`job.claimed` event, and the audit chain must verify. For the latency, the agents long-poll "
-        "(the portal re-checks the queue every `PORTAL_AGENT_CLAIM_POLL_SECONDS`, 0.25 s by default); each "
-        "round times the officer's sign-off call (evidence, write-back, the approved and queued "
-        "transitions) until an agent's claim answer arrives; the agents' long polls last 5 s each."
-        + (f" {errors} request(s) failed during the runs." if errors else ""),
-        "",
-        "The cost of one request on its own is measured in the benchmark's process through Django's test "
-        "client (the same middleware and views, no HTTP), with the process's CPU time and that of its "
-        "PostgreSQL backend. "
-        "Where the claims' database sessions were, sampled every 5 ms during the throughput run: "
-        + "; ".join(f"{share:.0%} {what}" for what, share in waits.items())
-        + ".",
-        "",
-    ]
-    return "\n".join(lines), ok_ratio and ok_latency
-
-
-BEGIN, END = "<!-- dispatch benchmark: begin -->", "<!-- dispatch benchmark: end -->"
-
-
-def write_section(markdown):
-    """Replace the measured part of the Dispatch section of docs/performance.md; keep the rest."""
-    measured = markdown.split("\n", 2)[2].strip("\n")
-    block = f"{BEGIN}\n{measured}\n{END}"
-    text = DOC.read_text() if DOC.exists() else "# Performance\n"
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + f"\n\n## Dispatch\n\n{block}\n"
-    DOC.write_text(text)
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""))
-    parser.add_argument("--agents", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=15)
-    parser.add_argument("--rounds", type=int, default=40)
-    parser.add_argument("--jobs", type=int, default=5000, help="queued jobs for the throughput run")
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=6)
-    parser.add_argument("--processes", type=int, default=4)
-    parser.add_argument("--quick", action="store_true", help="5 s per endpoint and 10 rounds")
-    parser.add_argument("--write", action="store_true", help="record the results in docs/performance.md")
-    args = parser.parse_args()
-    if not args.database_url.startswith(("postgres://", "postgresql://")):
-        raise SystemExit(
-            "Set DATABASE_URL (or --database-url) to a PostgreSQL server where databases can be created."
+def measure(quick: bool = False, database_url: str = "") -> dict[str, Any]:
+    """Drive the claim endpoint and the constant one, then time sign-offs to claims."""
+    plan = QUICK if quick else FULL
+    database_url = database_url or os.environ.get("DATABASE_URL", "")
+    if not is_postgres(database_url):
+        raise BenchmarkError(
+            "the dispatch benchmark needs PostgreSQL: pass --database-url (or set DATABASE_URL) to a server "
+            "where databases can be created"
         )
-    if args.quick:
-        args.seconds, args.rounds, args.jobs = 5, 10, 2000
-    sys.path.insert(0, str(ROOT))
-
-    url, drop = scratch_database(args.database_url)
-    media = tempfile.mkdtemp(prefix="dispatch-bench-")
-    env = {
-        **os.environ,
-        "PORTAL_ENV_FILE": "",
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECURE_SSL_REDIRECT": "0",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DATABASE_URL": url,
-        "DATABASE_CONN_MAX_AGE": "600",
-        "DJANGO_MEDIA_ROOT": media,
-        "PORTAL_DATA_DIR": media,
-        "LOG_LEVEL": "WARNING",
-    }
+    url, drop = scratch_postgres(database_url, "dispatch_bench")
+    media = Path(tempfile.mkdtemp(prefix="dispatch-bench-"))
+    env = {**os.environ, **portal_environment(url, media), "DATABASE_CONN_MAX_AGE": "600"}
+    env["DJANGO_SETTINGS_MODULE"] = "portal.settings"
+    # WhiteNoise warns in every worker that there is no collectstatic folder; no static file is served here.
+    env["PYTHONWARNINGS"] = "ignore:No directory at"
     os.environ.update(env)
     server = None
     try:
@@ -537,71 +480,157 @@ def main():
         from django.core.management import call_command
         from django.db import connection, connections
 
+        progress("dispatch", "migrating a scratch database")
         call_command("migrate", verbosity=0)
-        tre, officer, workflow, project, researcher, tokens = federation(args.agents)
-        expected = args.jobs
-        jobs(expected, "queued", tre, workflow, project, researcher)
+        tre, officer, workflow, project, researcher, tokens = federation(plan.agents)
+        jobs(plan.jobs, "queued", tre, workflow, project, researcher)
         with connection.cursor() as cursor:
             cursor.execute("SELECT version()")
             postgres = cursor.fetchone()[0].split(" on ")[0]
         connections.close_all()
         port = free_port()
-        server = start_server(env, port, args.workers, args.threads)
+        server = start_server(env, port, plan.workers, plan.threads)
 
-        print("warming up", file=sys.stderr)
-        load(port, tokens, CONSTANT, 2, args.processes)
-        print(f"constant endpoint, {args.seconds} s", file=sys.stderr)
-        constant, _, errors_constant = load(port, tokens, CONSTANT, args.seconds, args.processes)
-        print(f"claims, {args.seconds} s", file=sys.stderr)
+        progress("dispatch", "warming up")
+        load(port, tokens, CONSTANT, plan.warm_up, plan.processes, plan.start_delay)
+        progress("dispatch", f"constant endpoint, {plan.seconds:g} s")
+        constant, _, errors_constant = load(
+            port, tokens, CONSTANT, plan.seconds, plan.processes, plan.start_delay
+        )
+        progress("dispatch", f"claims, {plan.seconds:g} s")
         with Waits(url) as waits:
-            claims, ids, errors_claims = load(port, tokens, CLAIM, args.seconds, args.processes)
-        if len(ids) >= expected:
-            print("warning: the queue ran dry; raise the job count", file=sys.stderr)
+            claims, ids, errors_claims = load(
+                port, tokens, CLAIM, plan.seconds, plan.processes, plan.start_delay
+            )
         problems = check_no_double_claims(ids)
         from crates.models import Job
 
         Job.objects.filter(status="queued").delete()
-        print(f"sign-off to claim, {args.rounds} rounds", file=sys.stderr)
-        median, p90, worst = latency(port, tokens, args.rounds, (tre, officer, workflow, project, researcher))
-        print("cost of one request", file=sys.stderr)
-        claim_cost, constant_cost = costs(tokens[0], (tre, workflow, project, researcher))
-        machine = (
-            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, Python {platform.python_version()}, "
-            f"{postgres}"
+        progress("dispatch", f"sign-off to claim, {plan.rounds} rounds")
+        delays = latency(
+            port,
+            tokens,
+            plan.rounds,
+            (tre, officer, workflow, project, researcher),
+            plan.settle,
+            plan.long_poll,
         )
-        markdown, ok = report(
-            args,
-            (
-                claims,
-                constant,
-                claims / constant,
-                problems,
-                errors_constant + errors_claims,
-                median,
-                p90,
-                worst,
-            ),
-            machine,
-            waits.shares(),
-            (claim_cost, constant_cost),
-        )
-        print(markdown)
-        if args.write:
-            write_section(markdown)
-        return 0 if ok else 1
+        progress("dispatch", "cost of one request")
+        claim_cost, constant_cost = costs(tokens[0], (tre, workflow, project, researcher), plan.costs)
+        return {
+            "quick": quick,
+            "plan": plan.__dict__,
+            "postgres": postgres,
+            "claims_per_second": claims,
+            "constant_per_second": constant,
+            "claims": len(ids),
+            "queue_ran_dry": len(ids) >= plan.jobs,
+            "problems": problems,
+            "errors": errors_constant + errors_claims,
+            "delays": delays,
+            "cost": {"claim": list(claim_cost), "constant": list(constant_cost)},
+            "waits": waits.shares(),
+        }
     finally:
         if server is not None:
             server.send_signal(signal.SIGTERM)
             try:
                 server.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                server.kill()  # long polls still open: no need to wait them out
+                os.killpg(server.pid, signal.SIGKILL)  # the workers too, before their database goes
                 server.wait()
         from django.db import connections
 
         connections.close_all()
         drop()
+        shutil.rmtree(media, ignore_errors=True)
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def _latency(result: dict[str, Any]) -> tuple[float, float, float]:
+    delays = sorted(result["delays"])
+    return statistics.median(delays), delays[int(0.9 * (len(delays) - 1))], delays[-1]
+
+
+def goals(result: dict[str, Any]) -> list[Goal]:
+    plan = result["plan"]
+    share = result["claims_per_second"] / result["constant_per_second"]
+    median, p90, worst = _latency(result)
+    problems = result["problems"]
+    return [
+        Goal(
+            "dispatch",
+            f"claims per second through the agent API, {plan['agents']} agents, at least "
+            f"{THROUGHPUT_GOAL:g} of a bare DRF endpoint returning a constant on the same server and database",
+            f"{share:.2f} ({result['claims_per_second']:,.0f} claims/s against "
+            f"{result['constant_per_second']:,.0f} answers/s)",
+            share >= THROUGHPUT_GOAL,
+        ),
+        Goal(
+            "dispatch",
+            "no job claimed twice",
+            f"none in {result['claims']:,} claims" if not problems else "; ".join(problems),
+            not problems,
+        ),
+        Goal(
+            "dispatch",
+            f"sign-off to claim, median under {LATENCY_GOAL:g} s",
+            f"{median * 1000:,.0f} ms (90th percentile {p90 * 1000:,.0f} ms, worst {worst * 1000:,.0f} ms; "
+            f"{len(result['delays'])} rounds)",
+            median < LATENCY_GOAL,
+        ),
+    ]
+
+
+def render(result: dict[str, Any]) -> str:
+    plan = result["plan"]
+    median, p90, worst = _latency(result)
+    claim, constant = result["cost"]["claim"], result["cost"]["constant"]
+    lines = []
+    if result["quick"]:
+        lines += [
+            f"> Quick run: {plan['seconds']:g} s per endpoint and {plan['rounds']} sign-offs. These numbers "
+            "only show the benchmark works.",
+            "",
+        ]
+    lines += [
+        f"On {result['postgres']}.",
+        "",
+        "| measure | result |",
+        "|---|---|",
+        f"| claims per second through the API, {plan['agents']} agents | {result['claims_per_second']:,.0f} |",
+        f"| bare DRF endpoint returning a constant, same clients | {result['constant_per_second']:,.0f} "
+        "answers/s |",
+        f"| claims / constant | {result['claims_per_second'] / result['constant_per_second']:.2f} |",
+        f"| sign-off to claim: median, 90th percentile, worst of {len(result['delays'])} | "
+        f"{median * 1000:,.0f} ms, {p90 * 1000:,.0f} ms, {worst * 1000:,.0f} ms |",
+        f"| one claim, on its own | {claim[0]:.1f} ms: {claim[1]:.1f} ms Python CPU, {claim[2]:.1f} ms "
+        "PostgreSQL CPU |",
+        f"| one constant answer, on its own | {constant[0]:.1f} ms: {constant[1]:.1f} ms Python CPU, "
+        f"{constant[2]:.1f} ms PostgreSQL CPU |",
+        f"| CPU cost of a claim against a constant answer (Python + PostgreSQL) "
+        f"| {ratio((claim[1] + claim[2]) / max(constant[1] + constant[2], 1e-9))} |",
+        "",
+        "How it is measured: the server is gunicorn with "
+        f"{plan['workers']} gthread workers of {plan['threads']} threads and persistent connections to "
+        "PostgreSQL, all on this machine; the clients are "
+        f"{plan['processes']} processes sharing the {plan['agents']} agents, one keep-alive connection each. "
+        f"Each endpoint is driven for {plan['seconds']:g} s after a warm-up, the constant endpoint first. "
+        f"{plan['jobs']:,} queued jobs are inserted in bulk (the claim path is what is measured); every claim "
+        "runs the real service: the row lock (`SELECT ... FOR UPDATE SKIP LOCKED`), the lease with its "
+        "fencing token, the transition and its hash-chained audit event. Afterwards every claimed job must "
+        "have fencing token 1 and one `job.claimed` event, and the audit chain must verify. For the "
+        "latency, the agents long-poll (the portal re-checks the queue every "
+        "`PORTAL_AGENT_CLAIM_POLL_SECONDS`, 0.25 s by default); each round times the officer's sign-off "
+        "call (evidence, write-back, the approved and queued transitions) until an agent's claim answer "
+        f"arrives; the agents' long polls last {plan['long_poll']} s each."
+        + (f" {result['errors']} request(s) failed during the runs." if result["errors"] else "")
+        + (" The queue ran dry during the claims: raise the job count." if result["queue_ran_dry"] else ""),
+        "",
+        f"The cost of one request on its own is the mean of {plan['costs']} requests made one at a time in "
+        "the benchmark's process through Django's test client (the same middleware and views, no HTTP), "
+        "with the process's CPU time and that of its PostgreSQL backend. Where the claims' database "
+        "sessions were, sampled every 5 ms during the throughput run: "
+        + "; ".join(f"{share:.0%} {what}" for what, share in result["waits"].items())
+        + ".",
+    ]
+    return "\n".join(lines)
