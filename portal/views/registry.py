@@ -3,7 +3,8 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, Subquery
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -67,11 +68,17 @@ def organisation_edit(request, pk=None):
 
 @login_required
 def tre_list(request):
+    # Counted in subqueries: joining both relations at once would multiply their rows.
+    datasets = Dataset.objects.filter(tre=OuterRef("pk")).order_by().values("tre").annotate(n=Count("pk"))
+    projects = (
+        ProjectApproval.objects.filter(tre=OuterRef("pk"), status=Decision.APPROVED)
+        .order_by()
+        .values("tre")
+        .annotate(n=Count("project", distinct=True))
+    )
     tres = TRE.objects.select_related("organisation").annotate(
-        dataset_count=Count("datasets", distinct=True),
-        project_count=Count(
-            "project_approvals", filter=Q(project_approvals__status=Decision.APPROVED), distinct=True
-        ),
+        dataset_count=Coalesce(Subquery(datasets.values("n"), output_field=IntegerField()), 0),
+        project_count=Coalesce(Subquery(projects.values("n"), output_field=IntegerField()), 0),
     )
     return render(request, "portal/tre_list.html", {"tres": tres})
 

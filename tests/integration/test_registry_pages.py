@@ -18,6 +18,7 @@ from portal.models import (
     Organisation,
     PersonalToken,
     Project,
+    ProjectApproval,
 )
 from tests import factories
 
@@ -508,3 +509,22 @@ def test_list_pages_render_empty(client, audrey):
         "audit_list",
     ):
         assert client.get(reverse(name)).status_code == 200
+
+
+def test_the_tre_list_counts_datasets_and_approved_projects(client, olivia, tre_a, tre_b):
+    factories.DatasetFactory.create_batch(3, tre=tre_a)
+    factories.DatasetFactory(tre=tre_b)
+    for status in ("approved", "approved", "refused"):
+        project = factories.ProjectFactory()
+        ProjectApproval.objects.create(
+            project=project,
+            tre=tre_a,
+            status=status,
+            decided_by=olivia,
+            decided_at=timezone.now(),
+            rationale="" if status == "approved" else "No agreement",
+        )
+    client.force_login(olivia)
+    tres = {t.slug: t for t in client.get(reverse("tre_list")).context["tres"]}
+    assert (tres["tre-a"].dataset_count, tres["tre-a"].project_count) == (3, 2)
+    assert (tres["tre-b"].dataset_count, tres["tre-b"].project_count) == (1, 0)
