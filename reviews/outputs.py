@@ -10,6 +10,7 @@ import json
 import mimetypes
 import shutil
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -93,7 +94,10 @@ def _output_paths(metadata):
 def check_outputs(upload_id):
     """Unpack a verified results crate, run the disclosure checks on each output, open the review.
 
-    Idempotent: a job already past `outputs_returned` is left alone.
+    Idempotent, also when two runs overlap (a redo handed out while a slow run still works): before
+    recording anything a run locks the job and checks again that it still awaits its checks, so only
+    the first run to get there records the outputs and the other returns None. A run that dies
+    records nothing; `redo_lost_checks` hands its work out again.
     """
     upload = ResultUpload.objects.select_related("job__tre", "job__request__project").get(pk=upload_id)
     job = upload.job
@@ -101,6 +105,7 @@ def check_outputs(upload_id):
         return None
     policy = policy_for(job)
     scratch = Path(tempfile.mkdtemp(prefix="outputs-"))
+    stored = []
     try:
         archive = scratch / "results.zip"
         with upload.file.open("rb") as source, archive.open("wb") as target:
@@ -115,6 +120,9 @@ def check_outputs(upload_id):
         report = check_paths([str(f) for f in files], policy) if files else None
         results = {Path(r.path).resolve(): r for r in (report.files if report else [])}
         with transaction.atomic():
+            awaiting = Job.objects.select_for_update().filter(pk=job.pk, status=S.OUTPUTS_RETURNED)
+            if not awaiting.values_list("pk", flat=True).first():
+                return None  # another run recorded the checks first
             for path in files:
                 relative = path.relative_to(data).as_posix()
                 result = results.get(path.resolve())
@@ -138,6 +146,7 @@ def check_outputs(upload_id):
                 )
                 with path.open("rb") as handle:
                     output.stored.save(path.name, File(handle), save=False)
+                stored.append(output.stored)
                 output.save()
             transition(
                 job, S.OUTPUT_REVIEW, by=audit.SYSTEM, extra={"files": len(files), "policy": policy.version}
@@ -166,9 +175,39 @@ def check_outputs(upload_id):
                     f"{len(files)} file(s) returned.",
                     notifications.job_url(job),
                 )
+    except BaseException:
+        for file in stored:  # the rows were rolled back: keep no file they named
+            file.storage.delete(file.name)
+        raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return job
+
+
+def check_retry_seconds():
+    """How long a verified result may wait for its disclosure checks before they are handed out again:
+    `PORTAL_OUTPUT_CHECK_RETRY_SECONDS`, by default the cluster's `retry` (longer than its `timeout`)."""
+    return int(getattr(settings, "PORTAL_OUTPUT_CHECK_RETRY_SECONDS", settings.Q_CLUSTER.get("retry", 720)))
+
+
+def redo_lost_checks(now=None):
+    """Hand out again the disclosure checks of verified results that have waited too long for them.
+
+    The checks are queued when the upload commits. The Redis broker keeps no receipt of a task it has
+    handed to a cluster, so a worker or cluster killed mid-task (or a web process killed between the
+    commit and the enqueue) loses the check for good. Run every minute by the lease sweep; returns
+    the upload ids handed out. A redo that overlaps a slow run is harmless (see `check_outputs`).
+    """
+    now = now or timezone.now()
+    overdue = ResultUpload.objects.filter(
+        status=ResultUpload.Status.VERIFIED,
+        job__status=S.OUTPUTS_RETURNED,
+        job__status_changed_at__lt=now - timedelta(seconds=check_retry_seconds()),
+    ).order_by("pk")
+    uploads = list(overdue.values_list("pk", flat=True))
+    for upload_id in uploads:
+        enqueue_output_checks(upload_id)
+    return uploads
 
 
 # --- Checkers' votes -----------------------------------------------------------------------------
