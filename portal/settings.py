@@ -326,6 +326,11 @@ Q_CLUSTER = {
     "sync": env_bool("Q_SYNC", False),
     "label": "Background tasks",
 }
+# The Redis broker keeps no receipt of a task a worker took: work a killed worker held is found again
+# by sweeps (outbox rows still pending after this long; longer than the task timeout).
+PORTAL_OUTPUT_CHECK_RETRY_SECONDS = env_int("PORTAL_OUTPUT_CHECK_RETRY_SECONDS", Q_CLUSTER["retry"])
+PORTAL_EMAIL_RETRY_SECONDS = env_int("PORTAL_EMAIL_RETRY_SECONDS", Q_CLUSTER["retry"])
+PORTAL_VALIDATION_RETRY_SECONDS = env_int("PORTAL_VALIDATION_RETRY_SECONDS", Q_CLUSTER["retry"])
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:

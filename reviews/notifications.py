@@ -26,11 +26,12 @@ def notify(users, kind, subject, body="", url=""):
         if user is None or user.pk in seen or not user.is_active:
             continue
         seen.add(user.pk)
+        email = bool(wants_email(user, kind) and user.email)
         notification = Notification.objects.create(
-            recipient=user, kind=kind, subject=subject[:200], body=body, url=url
+            recipient=user, kind=kind, subject=subject[:200], body=body, url=url, email_wanted=email
         )
         created.append(notification)
-        if wants_email(user, kind) and user.email:
+        if email:
             transaction.on_commit(lambda pk=notification.pk: _enqueue_email(pk))
     return created
 
