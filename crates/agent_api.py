@@ -97,8 +97,27 @@ class DispatchRefused(exceptions.APIException):
 
 
 class ErrorSerializer(serializers.Serializer):
+    """A refusal. For a request that does not validate (code "invalid") the messages for each field are
+    also given under the field's name."""
+
     detail = serializers.CharField()
     code = serializers.CharField(required=False, help_text="A stable identifier of the refusal.")
+
+
+class InvalidRequest(exceptions.APIException):
+    """A request body that does not validate, answered in the agent API's refusal shape."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+
+    def __init__(self, error):
+        fields = error.detail if isinstance(error.detail, dict) else {"non_field_errors": error.detail}
+        summary = "; ".join(
+            f"{name}: {' '.join(map(str, messages if isinstance(messages, list) else [messages]))}"
+            for name, messages in fields.items()
+        )
+        super().__init__(
+            {**fields, "detail": f"The request does not validate ({summary}).", "code": "invalid"}
+        )
 
 
 ERRORS = {
@@ -118,9 +137,26 @@ class AgentAPIView(APIView):
     permission_classes = [IsAgent]
 
     def handle_exception(self, exc):
+        if self._malformed(exc) and "pk" in self.kwargs and getattr(self.request.user, "is_agent", False):
+            # A job of another TRE does not exist for this agent, whatever else is wrong with the call
+            # (checked only on refusal, so that a good call costs no extra query).
+            try:
+                dispatch.check_job_at_tre(self.request.user, self.kwargs["pk"])
+            except dispatch.DispatchError as missing:
+                exc = missing
         if isinstance(exc, dispatch.DispatchError):
             exc = DispatchRefused(exc)
+        elif isinstance(exc, exceptions.ValidationError):
+            exc = InvalidRequest(exc)
         return super().handle_exception(exc)
+
+    @staticmethod
+    def _malformed(exc):
+        return isinstance(exc, exceptions.ValidationError) or (
+            isinstance(exc, DispatchRefused)
+            and isinstance(exc.detail, dict)
+            and exc.detail.get("code") == "fencing_token_missing"
+        )
 
 
 def _fencing_token(request):

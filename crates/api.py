@@ -125,6 +125,8 @@ class RequestListCreate(PersonAPIMixin, generics.ListAPIView):
         summary="Submit a crate as a new request",
     )
     def post(self, request):
+        # Who may submit is settled before the upload is read.
+        crate_permissions.check_submit_requests(request.user)
         incoming = SubmitSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
@@ -161,6 +163,7 @@ class RequestResubmit(PersonAPIMixin, APIView):
     )
     def post(self, request, pk):
         target = generics.get_object_or_404(_requests_for(request.user), pk=pk)
+        crate_permissions.check_resubmit(request.user, target)
         incoming = ResubmitSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         version = _domain_errors(

@@ -395,6 +395,12 @@ def _workflow_approved_at(job):
 # --- Acting under a lease ----------------------------------------------------------------------
 
 
+def check_job_at_tre(agent, job_id):
+    """Raise JobNotFound unless `job_id` is a job of the agent's TRE."""
+    if not Job.objects.filter(pk=job_id, tre_id=agent.tre_id).exists():
+        raise JobNotFound(f"There is no job {job_id} at {agent.tre.slug}.")
+
+
 def _job_at_tre(agent, job_id, *, lock=False):
     queryset = Job.objects.select_related("lease", "tre", "request__project", "version", "workflow").defer(
         *_BULKY

@@ -14,6 +14,16 @@ from portal.models import Membership
 # --- Requests ------------------------------------------------------------------------------------
 
 
+def can_submit_requests(user):
+    """Researchers submit requests (for projects they are active members of: see can_submit)."""
+    return permissions.has_role(user, "researcher")
+
+
+def check_submit_requests(user):
+    if not can_submit_requests(user):
+        raise PermissionDenied("Only researchers can submit requests.")
+
+
 def can_submit(user, project):
     """Researchers who are active members of the project submit requests for it."""
     return (
@@ -23,8 +33,7 @@ def can_submit(user, project):
 
 
 def check_submit(user, project):
-    if not permissions.has_role(user, "researcher"):
-        raise PermissionDenied("Only researchers can submit requests.")
+    check_submit_requests(user)
     if not can_submit(user, project):
         raise PermissionDenied(f"You are not an approved member of {project.identifier}.")
 

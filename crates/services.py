@@ -213,20 +213,29 @@ def validate_version(version_id):
     except CrateRefused as refusal:
         return _finish_invalid(version, refusal=refusal, started=started)
     report = validate_metadata(doc)
-    stripped = writeback.strip_assess_actions(doc)
-    agent = portal_agent()
-    writeback.add_check_action(
-        doc,
-        agent=agent,
-        ok=True,
-        detail=f"BagIt manifest (SHA-512) verified for {bag.payload_files} payload files; crate SHA-256 {version.sha256}.",
-        started=started,
-    )
-    writeback.add_validation_action(
-        doc, agent=agent, valid=report.valid, detail=_validation_message(report), started=started
-    )
     if not report.valid:
-        return _finish_invalid(version, report=report, started=started, stripped=stripped)
+        # Only a valid crate's metadata is kept, and write-back needs a well-formed crate.
+        return _finish_invalid(version, report=report, started=started)
+    try:
+        stripped = writeback.strip_assess_actions(doc)
+        agent = portal_agent()
+        writeback.add_check_action(
+            doc,
+            agent=agent,
+            ok=True,
+            detail=f"BagIt manifest (SHA-512) verified for {bag.payload_files} payload files; crate SHA-256 {version.sha256}.",
+            started=started,
+        )
+        writeback.add_validation_action(
+            doc, agent=agent, valid=report.valid, detail=_validation_message(report), started=started
+        )
+    except ValueError as exc:  # a shape the profile allows but review steps cannot be written into
+        refusal = CrateRefused(
+            "metadata.unrecordable",
+            f"The portal cannot record review steps in this crate: {exc}.",
+            "ro-crate-metadata.json",
+        )
+        return _finish_invalid(version, refusal=refusal, started=started)
     summary = summaries.summarise(doc)
     findings = crosschecks.crosscheck(summary, version.request)
     with transaction.atomic():

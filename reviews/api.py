@@ -14,7 +14,16 @@ from portal import permissions
 from portal.api.views import PersonAPIMixin
 from reviews import evidence, outputs, services
 from reviews.models import Message, Outcome, OutputFile, OutputVote, Step, StepDecision
-from reviews.permissions import can_check_outputs, can_download_output, can_review
+from reviews.permissions import (
+    can_check_outputs,
+    can_download_output,
+    can_review,
+    check_act_as_researcher,
+    check_cancel,
+    check_check_outputs,
+    check_post_message,
+    check_review,
+)
 from reviews.transitions import TransitionError
 
 
@@ -177,6 +186,7 @@ class Decide(JobActionMixin, APIView):
     @extend_schema(request=DecideSerializer, responses=JobDetailSerializer, summary="Decide one review step")
     def post(self, request, pk):
         job = self.job(pk)
+        check_review(request.user, job)  # who may, before what they sent
         incoming = DecideSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
@@ -192,6 +202,7 @@ class PostMessage(JobActionMixin, APIView):
     @extend_schema(request=MessageSerializer, responses={201: MessageSerializer}, summary="Write on a job")
     def post(self, request, pk):
         job = self.job(pk)
+        check_post_message(request.user, job)
         incoming = MessageSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         message = _run(lambda: services.post_message(job, incoming.validated_data["body"], by=request.user))
@@ -202,6 +213,7 @@ class Cancel(JobActionMixin, APIView):
     @extend_schema(request=ReasonSerializer, responses=JobDetailSerializer, summary="Cancel a job")
     def post(self, request, pk):
         job = self.job(pk)
+        check_cancel(request.user, job)
         incoming = ReasonSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         _run(lambda: services.cancel(job, by=request.user, reason=incoming.validated_data["reason"]))
@@ -300,6 +312,7 @@ class VoteOnOutput(OutputActionMixin, APIView):
     )
     def post(self, request, pk):
         output = self.output(pk)
+        check_check_outputs(request.user, output.job)
         incoming = VoteSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
@@ -335,6 +348,7 @@ class DescribeOutput(OutputActionMixin, APIView):
     )
     def post(self, request, pk):
         output = self.output(pk)
+        check_act_as_researcher(request.user, output.job)
         incoming = DescribeSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         action = outputs.respond if output.status == OutputFile.Status.CHANGES else outputs.describe

@@ -79,6 +79,10 @@ def verify_bag(bag_dir: str | Path) -> BagInfo:
         ) from exc
     except (OSError, UnicodeError) as exc:
         raise CrateRefused("bag.unreadable", "The bag's tag files cannot be read.", "bagit.txt") from exc
+    except ValueError as exc:  # e.g. a manifest path with a NUL byte, which no file can have
+        raise CrateRefused(
+            "bag.unreadable", f"The bag's manifests list a path no file can have ({exc}).", MANIFEST
+        ) from exc
     version = tuple(bag.version_info)
     if version < (1, 0):
         raise CrateRefused(

@@ -10,6 +10,7 @@ profile's own findings, so a sender sees everything at once.
 from __future__ import annotations
 
 import json
+import math
 import re
 import tempfile
 import zipfile
@@ -43,6 +44,9 @@ def parse_metadata(
 ) -> dict[str, Any]:
     """Parse metadata bytes as strict JSON: UTF-8 without BOM, no repeated keys, no NaN, bounded depth.
 
+    Numbers must fit a double (``1e400`` would become infinity, which JSON cannot write back) and strings
+    must not hold NUL characters (which text columns, PostgreSQL's JSON among them, cannot store).
+
     Returns the top-level object; raises :class:`CrateRefused` (``metadata.*``) naming ``where``.
     """
     if data.startswith(b"\xef\xbb\xbf"):
@@ -66,7 +70,9 @@ def parse_metadata(
             where,
         )
     try:
-        document = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        document = json.loads(
+            text, object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_float=_finite_float
+        )
     except _DuplicateKey as exc:
         inside = f" in the entity {exc.entity!r}" if exc.entity else ""
         raise CrateRefused(
@@ -91,6 +97,13 @@ def parse_metadata(
         raise CrateRefused(
             "metadata.encoding", "The metadata contains an invalid \\u escape (a lone surrogate).", where
         ) from exc
+    # Strict JSON has no raw control characters in strings, so a NUL can only come from this escape.
+    if "\\u0000" in text and _holds_nul(document):
+        raise CrateRefused(
+            "metadata.encoding",
+            "The metadata contains a NUL character (\\u0000), which is not allowed.",
+            where,
+        )
     return document
 
 
@@ -213,6 +226,28 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return value
+
+
+def _holds_nul(document: Any) -> bool:
+    pending = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return True
+        elif isinstance(value, dict):
+            pending.extend(value)
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
 
 
 def _too_large(where: str, limits: Limits) -> CrateRefused:

@@ -9,10 +9,14 @@ exceeds a limit rather than after filling the disk. Each reason to refuse has it
 
 from __future__ import annotations
 
+import lzma
 import shutil
 import stat
+import struct
 import unicodedata
 import zipfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +37,9 @@ _METADATA_NAME = ("data", "ro-crate-metadata.json")
 # they are path syntax or reserved on some system, or invisible.
 _FORBIDDEN_CHARS = frozenset(chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))) | frozenset('"*:<>?\\|')
 _MAX_NAME_BYTES = 255
+# A local file header: signature, flags, method, CRC, compressed and uncompressed sizes, name and extra lengths.
+_LOCAL_HEADER = struct.Struct("<4s2xHH4xIIIHH")
+_ZIP64_MARKER = 0xFFFFFFFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +86,24 @@ def extract_bag(zip_path: str | Path, dest_dir: str | Path, limits: Limits | Non
     Raises :class:`CrateRefused`; checks only the ZIP container (BagIt is :func:`bag.verify_bag`'s job).
     """
     limits = limits or Limits()
-    zip_path = Path(zip_path)
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
     if any(dest.iterdir()):
         raise ValueError(f"{dest} must be an empty directory")
+    archive, archive_size = _open_archive(Path(zip_path), limits)
+    with archive:
+        entries = _inspect(archive, limits)
+        top = entries[0].parts[0]
+        try:
+            _extract(archive, entries, dest, limits, archive_size)
+        except BaseException:
+            shutil.rmtree(dest / top, ignore_errors=True)
+            raise
+    return dest / top
+
+
+def _open_archive(zip_path: Path, limits: Limits) -> tuple[zipfile.ZipFile, int]:
+    """Open the crate ZIP within ``limits.max_compressed_bytes``; return it and its size in bytes."""
     try:
         archive_size = zip_path.stat().st_size
     except OSError as exc:
@@ -100,15 +120,7 @@ def extract_bag(zip_path: str | Path, dest_dir: str | Path, limits: Limits | Non
         raise CrateRefused(
             "zip.not_a_zip", "The crate is not a readable ZIP archive.", zip_path.name
         ) from exc
-    with archive:
-        entries = _inspect(archive, limits)
-        top = entries[0].parts[0]
-        try:
-            _extract(archive, entries, dest, limits, archive_size)
-        except BaseException:
-            shutil.rmtree(dest / top, ignore_errors=True)
-            raise
-    return dest / top
+    return archive, archive_size
 
 
 def _inspect(archive: zipfile.ZipFile, limits: Limits) -> list[_Entry]:
@@ -136,6 +148,7 @@ def _inspect(archive: zipfile.ZipFile, limits: Limits) -> list[_Entry]:
             raise _metadata_too_large(info.filename, limits)
     if declared_total > limits.max_uncompressed_bytes:
         raise _too_big(limits)
+    _check_layout(archive, entries)
     tops = {entry.parts[0] for entry in entries}
     if len(tops) > 1:
         shown = ", ".join(sorted(tops)[:5])
@@ -155,6 +168,13 @@ def _inspect(archive: zipfile.ZipFile, limits: Limits) -> list[_Entry]:
 
 def _entry(info: zipfile.ZipInfo, limits: Limits) -> _Entry:
     name = info.filename
+    if "\x00" in info.orig_filename:
+        # zipfile cuts a name at its first NUL; other readers do not, so the entry has two names.
+        raise CrateRefused(
+            "zip.unsafe_name",
+            "ZIP entry names must not contain control characters (this one has a NUL).",
+            info.orig_filename.replace("\x00", "\\x00"),
+        )
     if name.startswith(("/", "\\")) or (len(name) >= 2 and name[1] == ":" and name[0].isalpha()):
         raise CrateRefused("zip.absolute_path", "ZIP entries must not have absolute paths.", name)
     is_dir = name.endswith("/")
@@ -190,12 +210,16 @@ def _entry(info: zipfile.ZipInfo, limits: Limits) -> _Entry:
 
 
 def is_plain_name(part: str) -> bool:
-    """Whether one path component is acceptable in a crate ZIP (EPUB OCF file-name rules)."""
-    return (
-        bool(part)
-        and not part.endswith(".")
-        and not set(part) & _FORBIDDEN_CHARS
-        and len(part.encode("utf-8", "surrogatepass")) <= _MAX_NAME_BYTES
+    """Whether one path component is acceptable in a crate ZIP (EPUB OCF file-name rules).
+
+    The rules hold for the name as written and as a system applying compatibility normalisation (NFKC)
+    would see it, where FULLWIDTH FULL STOP, ONE DOT LEADER or FULLWIDTH SOLIDUS spell '..' and '/'.
+    """
+    if not part or len(part.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
+        return False
+    return all(
+        not form.endswith(".") and "/" not in form and not set(form) & _FORBIDDEN_CHARS
+        for form in (part, unicodedata.normalize("NFKC", part))
     )
 
 
@@ -234,10 +258,54 @@ def _check_collisions(entry: _Entry, files: dict[str, str], folders: dict[str, s
     files[folded] = name
 
 
+def _check_layout(archive: zipfile.ZipFile, entries: list[_Entry]) -> None:
+    """Each entry's local header agrees with the central directory, and no entry's data overlaps another's.
+
+    Readers that stream a ZIP trust the local headers and readers that seek trust the central directory:
+    where the two disagree, or entries share bytes (as in overlapping ZIP bombs), a crate would not be
+    the same crate to every reader.
+    """
+    ordered = sorted(entries, key=lambda entry: entry.info.header_offset)
+    ends = [entry.info.header_offset for entry in ordered[1:]] + [archive.start_dir]
+    fp = archive.fp
+    for entry, end in zip(ordered, ends, strict=True):
+        info, name = entry.info, entry.info.filename
+        try:
+            fp.seek(info.header_offset)  # type: ignore[union-attr]
+            header = fp.read(_LOCAL_HEADER.size)  # type: ignore[union-attr]
+            signature, flags, _method, crc, compressed, size, name_length, extra_length = (
+                _LOCAL_HEADER.unpack(header)
+            )
+            local_name = fp.read(name_length)  # type: ignore[union-attr]
+            central_name = info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
+        except (OSError, ValueError, struct.error) as exc:
+            raise CrateRefused("zip.corrupt", "A ZIP entry's local header cannot be read.", name) from exc
+        if signature != b"PK\x03\x04" or local_name != central_name:
+            raise CrateRefused(
+                "zip.corrupt", "A ZIP entry's local header does not match the central directory.", name
+            )
+        sizes = ((compressed, info.compress_size), (size, info.file_size))
+        if not flags & 0x8 and (
+            crc != info.CRC or any(local not in (central, _ZIP64_MARKER) for local, central in sizes)
+        ):
+            raise CrateRefused(
+                "zip.corrupt",
+                "A ZIP entry's local header gives another size or checksum than the central directory.",
+                name,
+            )
+        data_end = info.header_offset + _LOCAL_HEADER.size + name_length + extra_length + info.compress_size
+        if data_end > end:
+            raise CrateRefused(
+                "zip.overlap",
+                "ZIP entries overlap (one entry's data runs into another's), as in some ZIP bombs.",
+                name,
+            )
+
+
 def _extract(
     archive: zipfile.ZipFile, entries: list[_Entry], dest: Path, limits: Limits, archive_size: int
 ) -> None:
-    total = 0
+    progress = _Progress(limits, archive_size)
     root = dest.resolve()
     # Every folder under the (empty) destination is made here and files are created exclusively, so no
     # link can lie on an entry's way: checking the joined path is enough, without resolving each one.
@@ -255,38 +323,66 @@ def _extract(
             made.add(folder)
         if entry.is_dir:
             continue
-        is_metadata = entry.parts[1:] == _METADATA_NAME
-        written = 0
         try:
-            with archive.open(entry.info) as source, target.open("xb") as sink:
-                while chunk := source.read(_CHUNK):
-                    written += len(chunk)
-                    total += len(chunk)
-                    _check_progress(entry, written, total, is_metadata, limits, archive_size)
+            with target.open("xb") as sink:
+                for chunk in _chunks(archive, entry, progress):
                     sink.write(chunk)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, RuntimeError) as exc:
-            # Bad CRC, truncated data, unsupported compression or a header that lies about the size.
-            raise CrateRefused(
-                "zip.corrupt", "A ZIP entry is damaged or uses an unsupported format.", entry.info.filename
-            ) from exc
         except OSError as exc:
             raise CrateRefused(
                 "zip.corrupt", "A ZIP entry could not be unpacked.", entry.info.filename
             ) from exc
 
 
-def _check_progress(
-    entry: _Entry, written: int, total: int, is_metadata: bool, limits: Limits, archive_size: int
-) -> None:
-    name = entry.info.filename
-    if is_metadata and written > limits.max_metadata_bytes:
-        raise _metadata_too_large(name, limits)
-    if total > limits.max_uncompressed_bytes:
-        raise _too_big(limits)
-    if written > _RATIO_GRACE_BYTES and written > limits.max_ratio * max(entry.info.compress_size, 1):
-        raise _ratio(name, limits)
-    if total > _RATIO_GRACE_BYTES and total > limits.max_ratio * max(archive_size, 1):
-        raise _ratio(name, limits)
+@dataclass(slots=True)
+class _Progress:
+    """The bytes an archive has produced so far, against the limits on its uncompressed size and ratio."""
+
+    limits: Limits
+    archive_size: int
+    total: int = 0
+
+    def add(self, entry: _Entry, written: int, added: int) -> None:
+        """Count ``added`` more bytes of ``entry``, which has produced ``written`` in all; refuse past a limit."""
+        self.total += added
+        limits, name = self.limits, entry.info.filename
+        if entry.parts[1:] == _METADATA_NAME and written > limits.max_metadata_bytes:
+            raise _metadata_too_large(name, limits)
+        if self.total > limits.max_uncompressed_bytes:
+            raise _too_big(limits)
+        if written > _RATIO_GRACE_BYTES and written > limits.max_ratio * max(entry.info.compress_size, 1):
+            raise _ratio(name, limits)
+        if self.total > _RATIO_GRACE_BYTES and self.total > limits.max_ratio * max(self.archive_size, 1):
+            raise _ratio(name, limits)
+
+
+def _chunks(archive: zipfile.ZipFile, entry: _Entry, progress: _Progress) -> Iterator[bytes]:
+    """Stream a file entry's data in chunks of at most 1 MiB, counting the bytes actually produced.
+
+    Raises :class:`CrateRefused` as soon as a limit is passed, and when the data are damaged, fail their
+    CRC-32, use an unsupported format or do not have the size the headers give.
+    """
+    written = 0
+    try:
+        with archive.open(entry.info) as source:
+            while chunk := source.read(_CHUNK):
+                written += len(chunk)
+                progress.add(entry, written, len(chunk))
+                yield chunk
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        NotImplementedError,
+        RuntimeError,
+        zlib.error,
+        lzma.LZMAError,
+    ) as exc:
+        # Bad CRC, truncated or damaged data, unsupported compression or a header that lies about the size.
+        raise CrateRefused(
+            "zip.corrupt", "A ZIP entry is damaged or uses an unsupported format.", entry.info.filename
+        ) from exc
+    except OSError as exc:
+        raise CrateRefused("zip.corrupt", "A ZIP entry could not be unpacked.", entry.info.filename) from exc
 
 
 def _too_big(limits: Limits) -> CrateRefused:

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from portal import permissions
 from portal.api.authentication import PersonalTokenAuthentication
+from portal.api.schema import PersonAutoSchema
 from portal.api.serializers import MeSerializer, ProjectDetailSerializer, ProjectSerializer, TRESerializer
 from portal.models import TRE, Membership, ProjectApproval
 
@@ -19,6 +20,7 @@ class PersonAPIMixin:
 
     authentication_classes = [PersonalTokenAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated]
+    schema = PersonAutoSchema()
 
 
 class MeView(PersonAPIMixin, APIView):

@@ -311,9 +311,7 @@ def fake_portal():
 
 
 @pytest.mark.parametrize(("status", "healthy"), [(200, True), (301, False), (500, False)])
-def test_web_healthcheck_asks_for_healthz_as_the_proxy_would(
-    fake_portal, monkeypatch, status, healthy
-):
+def test_web_healthcheck_asks_for_healthz_as_the_proxy_would(fake_portal, monkeypatch, status, healthy):
     monkeypatch.setattr(_FakePortal, "status", status)
     monkeypatch.setenv("HEALTHCHECK_PORT", str(fake_portal.server_address[1]))
     monkeypatch.setenv("DJANGO_ALLOWED_HOSTS", ".example.org,portal.example.org")
