@@ -88,6 +88,9 @@ class RequestVersion(models.Model):
     stripped_actions = models.JSONField(default=list, blank=True)
     created_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    # When a worker claimed the version for checking: the claim is the run's, and a run finds its work
+    # taken over (after a lost worker) when this has changed.
+    validation_started_at = models.DateTimeField(null=True, blank=True)
     validated_at = models.DateTimeField(null=True, blank=True)
     message = models.TextField(blank=True, help_text="The researcher's note for this version.")
 

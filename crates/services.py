@@ -11,6 +11,7 @@ import logging
 import shutil
 import tempfile
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -199,13 +200,13 @@ def unpacked(file_field):
 
 def validate_version(version_id):
     """Check a received version: unpack, BagIt, profile, write-back, cross-checks, jobs. Idempotent."""
+    started = timezone.now()
     claimed = RequestVersion.objects.filter(pk=version_id, status=RequestVersion.Status.RECEIVED).update(
-        status=RequestVersion.Status.VALIDATING
+        status=RequestVersion.Status.VALIDATING, validation_started_at=started
     )
     if not claimed:
         return None  # another worker has it, or it is done
     version = RequestVersion.objects.select_related("request__project", "created_by").get(pk=version_id)
-    started = timezone.now()
     try:
         with unpacked(version.crate) as bag_dir:
             bag = verify_bag(bag_dir)
@@ -240,6 +241,8 @@ def validate_version(version_id):
     findings = crosschecks.crosscheck(summary, version.request)
     with transaction.atomic():
         version = RequestVersion.objects.select_for_update(of=("self",)).get(pk=version_id)
+        if not _still_ours(version, started):
+            return None
         version.status = RequestVersion.Status.VALID
         version.metadata = doc
         version.validation_report = report.to_dict()
@@ -269,10 +272,44 @@ def validate_version(version_id):
     return version
 
 
+def redo_lost_validations(now=None):
+    """Hand out again the checks of crates that have waited too long: received but never picked up, or
+    claimed by a worker that has not finished within the retry time (the Redis broker does not
+    redeliver the task of a worker that died). Returns the version ids handed out."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.PORTAL_VALIDATION_RETRY_SECONDS)
+    S = RequestVersion.Status
+    lost = []
+    for pk, started in RequestVersion.objects.filter(
+        status=S.VALIDATING, validation_started_at__lt=cutoff
+    ).values_list("pk", "validation_started_at"):
+        # Taken back only if still the same claim; the old run, should it wake, finds it gone.
+        if RequestVersion.objects.filter(pk=pk, status=S.VALIDATING, validation_started_at=started).update(
+            status=S.RECEIVED, validation_started_at=None
+        ):
+            lost.append(pk)
+    lost += (
+        RequestVersion.objects.filter(status=S.RECEIVED, created_at__lt=cutoff)
+        .exclude(pk__in=lost)
+        .values_list("pk", flat=True)
+    )
+    from crates.tasks import enqueue_validation
+
+    for pk in sorted(lost):
+        enqueue_validation(pk)
+    return sorted(lost)
+
+
 def _validation_message(report):
     if report.valid:
         return f"Valid against the Five Safes RO-Crate profile ({len(report.warnings)} recommendation(s) not met)."
     return f"Not valid against the Five Safes RO-Crate profile: {len(report.errors)} required rule(s) failed."
+
+
+def _still_ours(version, started):
+    """Whether the run that claimed `version` at `started` still holds it (a sweep may have handed a
+    lost run's work to another worker: then only that one records its outcome)."""
+    return version.status == RequestVersion.Status.VALIDATING and version.validation_started_at == started
 
 
 def _finish_invalid(version, *, started, refusal=None, report=None, stripped=()):
@@ -283,6 +320,8 @@ def _finish_invalid(version, *, started, refusal=None, report=None, stripped=())
             .select_related("request__project")
             .get(pk=version.pk)
         )
+        if not _still_ours(version, started):
+            return None
         if refusal is not None:
             version.validation_report = {
                 "valid": False,
