@@ -26,11 +26,11 @@ from crates import crosscheck as crosschecks
 from crates import permissions as crate_permissions
 from crates import summary as summaries
 from crates.fivesafes import writeback
-from crates.fivesafes.bag import verify_bag
 from crates.fivesafes.errors import CrateRefused
 from crates.fivesafes.loader import load_metadata
 from crates.fivesafes.safezip import Limits, extract_bag
 from crates.fivesafes.validator import validate_metadata
+from crates.fivesafes.zipbag import verify_zip_bag
 from crates.models import CrateRefusal, Job, Request, RequestVersion
 from portal import audit
 from portal.models import Decision, ProjectApproval
@@ -186,16 +186,23 @@ def _record_refusal(refusal, *, by, request=None, filename="", size=0, sha256=""
 
 
 @contextmanager
-def unpacked(file_field):
-    """The crate's bag directory, unpacked safely into a temporary folder removed afterwards."""
+def stored_copy(file_field):
+    """The stored crate ZIP copied to a local temporary file (storage may be remote), removed afterwards."""
     scratch = Path(tempfile.mkdtemp(prefix="crate-"))
     try:
         archive = scratch / "crate.zip"
         with file_field.open("rb") as source, archive.open("wb") as target:
             shutil.copyfileobj(source, target, length=1024 * 1024)
-        yield extract_bag(archive, scratch / "bag", crate_limits())
+        yield archive
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextmanager
+def unpacked(file_field):
+    """The crate's bag directory, unpacked safely into a temporary folder removed afterwards."""
+    with stored_copy(file_field) as archive:
+        yield extract_bag(archive, archive.parent / "bag", crate_limits())
 
 
 def validate_version(version_id):
@@ -208,9 +215,11 @@ def validate_version(version_id):
         return None  # another worker has it, or it is done
     version = RequestVersion.objects.select_related("request__project", "created_by").get(pk=version_id)
     try:
-        with unpacked(version.crate) as bag_dir:
-            bag = verify_bag(bag_dir)
-            doc = load_metadata(bag_dir / "data" / "ro-crate-metadata.json", limits=crate_limits())
+        # Verified straight from the ZIP: every entry checked and hashed as it streams, nothing of the
+        # payload written to disk (crates.fivesafes.zipbag).
+        with stored_copy(version.crate) as archive:
+            bag = verify_zip_bag(archive, crate_limits())
+        doc = load_metadata(bag.metadata, limits=crate_limits())
     except CrateRefused as refusal:
         return _finish_invalid(version, refusal=refusal, started=started)
     report = validate_metadata(doc)

@@ -67,6 +67,34 @@ def verify_bag(bag_dir: str | Path) -> BagInfo:
     if not bag_dir.is_dir():
         raise CrateRefused("bag.not_a_bag", "The crate is not a folder.", bag_dir.name)
     payload_files, payload_bytes = _scan(bag_dir)
+    bag, external_id = _read_tag_files(bag_dir)
+    version = tuple(bag.version_info)
+    if not (bag_dir / METADATA).is_file():
+        raise CrateRefused(
+            "bag.metadata_missing", "The bag's payload has no data/ro-crate-metadata.json.", METADATA
+        )
+    try:
+        bag.validate(processes=1)
+    except bagit.BagError as exc:
+        raise _bagit_refusal(exc) from exc
+    return BagInfo(
+        path=bag_dir,
+        external_identifier=external_id,
+        uuid=uuid.UUID(_EXTERNAL_ID_RE.match(external_id).group(1)),  # type: ignore[union-attr]
+        bagit_version=(version[0], version[1]),
+        algorithms=tuple(sorted(bag.algorithms)),
+        payload_files=payload_files,
+        payload_bytes=payload_bytes,
+        has_tagmanifest=(bag_dir / TAGMANIFEST).is_file(),
+        info=dict(bag.info),
+    )
+
+
+def _read_tag_files(bag_dir: Path) -> tuple[bagit.Bag, str]:
+    """Load the bag's declaration, bag-info.txt and manifests with bagit; return it and its External-Identifier.
+
+    Checks what needs no payload: the BagIt version, the SHA-512 manifest, no files to fetch, the identifier.
+    """
     if not (bag_dir / "bagit.txt").is_file():
         raise CrateRefused(
             "bag.not_a_bag", "The crate folder has no bagit.txt, so it is not a BagIt bag.", "bagit.txt"
@@ -101,28 +129,7 @@ def verify_bag(bag_dir: str | Path) -> BagInfo:
             "The bag lists files to download (fetch.txt); crates must include all their files.",
             "fetch.txt",
         )
-    external_id = _external_identifier(bag.info)
-    if not (bag_dir / METADATA).is_file():
-        raise CrateRefused(
-            "bag.metadata_missing", "The bag's payload has no data/ro-crate-metadata.json.", METADATA
-        )
-    try:
-        bag.validate(processes=1)
-    except bagit.BagValidationError as exc:
-        raise _validation_refusal(exc) from exc
-    except bagit.BagError as exc:
-        raise CrateRefused("bag.invalid", f"The bag is not valid: {exc}.") from exc
-    return BagInfo(
-        path=bag_dir,
-        external_identifier=external_id,
-        uuid=uuid.UUID(_EXTERNAL_ID_RE.match(external_id).group(1)),  # type: ignore[union-attr]
-        bagit_version=(version[0], version[1]),
-        algorithms=tuple(sorted(bag.algorithms)),
-        payload_files=payload_files,
-        payload_bytes=payload_bytes,
-        has_tagmanifest=(bag_dir / TAGMANIFEST).is_file(),
-        info=dict(bag.info),
-    )
+    return bag, _external_identifier(bag.info)
 
 
 def _scan(bag_dir: Path) -> tuple[int, int]:
@@ -180,6 +187,13 @@ def _external_identifier(info: dict[str, str | list[str]]) -> str:
             "bag-info.txt",
         )
     return value
+
+
+def _bagit_refusal(exc: bagit.BagError) -> CrateRefused:
+    """The refusal for a fault bagit found while validating a bag."""
+    if isinstance(exc, bagit.BagValidationError):
+        return _validation_refusal(exc)
+    return CrateRefused("bag.invalid", f"The bag is not valid: {exc}.")
 
 
 def _validation_refusal(exc: bagit.BagValidationError) -> CrateRefused:
