@@ -71,9 +71,18 @@ class RequestSerializer(serializers.ModelSerializer):
         return obj.status_summary(list(obj.jobs.all()))
 
 
+class PlainSlugRelatedField(serializers.SlugRelatedField):
+    """A slug lookup that refuses what no slug can hold (a NUL byte would reach PostgreSQL as an error)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data.replace("\x00", "\\x00"))
+        return super().to_internal_value(data)
+
+
 class SubmitSerializer(serializers.Serializer):
-    project = serializers.SlugRelatedField(slug_field="identifier", queryset=Project.objects.all())
-    tres = serializers.SlugRelatedField(slug_field="slug", queryset=TRE.objects.all(), many=True)
+    project = PlainSlugRelatedField(slug_field="identifier", queryset=Project.objects.all())
+    tres = PlainSlugRelatedField(slug_field="slug", queryset=TRE.objects.all(), many=True)
     title = serializers.CharField(max_length=300)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     crate = serializers.FileField(help_text="The crate ZIP (one BagIt directory).")

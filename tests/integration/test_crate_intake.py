@@ -252,6 +252,26 @@ def test_api_refusal_names_the_problem(
     assert response.status_code == 400
 
 
+def test_api_refuses_a_nul_in_a_tre_or_project_name(client, alice, registry, crate_zip):
+    from portal import services
+
+    _, secret = services.create_token(alice, "api", by=alice, days=1)
+    for field, value in (("tres", ["tre-a\x00"]), ("project", "PRJ\x00")):
+        data = {
+            "project": registry["project"].identifier,
+            "tres": ["tre-a"],
+            "title": "x",
+            "crate": _upload(crate_zip),
+        }
+        data[field] = value
+        response = client.post(
+            reverse("api_request_list"), data, headers={"authorization": f"Bearer {secret}"}
+        )
+        assert response.status_code == 400, response.content
+        assert field in response.json()
+    assert not Request.objects.exists()
+
+
 def test_export_crate_writes_the_jobs_crate(
     client, alice, tre_a, registry, crate_zip, tmp_path, django_capture_on_commit_callbacks
 ):

@@ -11,10 +11,13 @@ reach the code behind the lookups.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from django.test.utils import override_settings
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
@@ -51,7 +54,9 @@ class World:
 
 
 @pytest.fixture
-def world(settings, registry, alice, olivia, tre_a, crate_zip, django_capture_on_commit_callbacks) -> World:
+def world(
+    settings, registry, alice, olivia, tre_a, crate_zip, django_capture_on_commit_callbacks
+) -> Iterator[World]:
     settings.ALLOWED_HOSTS = ["localhost"]
     project = registry["project"]
     waiting = builders.submit(
@@ -74,7 +79,7 @@ def world(settings, registry, alice, olivia, tre_a, crate_zip, django_capture_on
     _, researcher = portal_services.create_token(alice, "schemathesis", by=alice, days=1)
     _, officer = portal_services.create_token(olivia, "schemathesis", by=olivia, days=1)
     _, agent = dispatch.issue_agent(tre_a, "schemathesis agent", by=olivia)
-    return World(
+    world = World(
         headers={
             "researcher": {"Authorization": f"Bearer {researcher}"},
             "officer": {"Authorization": f"Bearer {officer}"},
@@ -87,6 +92,16 @@ def world(settings, registry, alice, olivia, tre_a, crate_zip, django_capture_on
             "/api/v1/projects/": project.identifier,
         },
     )
+    # Schemathesis calls the WSGI application directly, and Django closes "old" database connections
+    # around each request; inside the test's transaction that would close the test's own connection
+    # (PostgreSQL). Django's test client keeps them open in the same way.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield world
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
 
 
 ROLES = ["researcher", "officer", "agent"]
