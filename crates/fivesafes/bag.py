@@ -76,7 +76,7 @@ def verify_bag(bag_dir: str | Path) -> BagInfo:
     try:
         bag.validate(processes=1)
     except bagit.BagError as exc:
-        raise _bagit_refusal(exc) from exc
+        raise _bagit_refusal(exc, bag_dir) from exc
     return BagInfo(
         path=bag_dir,
         external_identifier=external_id,
@@ -103,13 +103,15 @@ def _read_tag_files(bag_dir: Path) -> tuple[bagit.Bag, str]:
         bag = bagit.Bag(str(bag_dir))
     except bagit.BagError as exc:
         raise CrateRefused(
-            "bag.unreadable", f"The bag's tag files cannot be read: {exc}.", "bagit.txt"
+            "bag.unreadable", f"The bag's tag files cannot be read: {_within(exc, bag_dir)}.", "bagit.txt"
         ) from exc
     except (OSError, UnicodeError) as exc:
         raise CrateRefused("bag.unreadable", "The bag's tag files cannot be read.", "bagit.txt") from exc
     except ValueError as exc:  # e.g. a manifest path with a NUL byte, which no file can have
         raise CrateRefused(
-            "bag.unreadable", f"The bag's manifests list a path no file can have ({exc}).", MANIFEST
+            "bag.unreadable",
+            f"The bag's manifests list a path no file can have ({_within(exc, bag_dir)}).",
+            MANIFEST,
         ) from exc
     version = tuple(bag.version_info)
     if version < (1, 0):
@@ -189,14 +191,23 @@ def _external_identifier(info: dict[str, str | list[str]]) -> str:
     return value
 
 
-def _bagit_refusal(exc: bagit.BagError) -> CrateRefused:
-    """The refusal for a fault bagit found while validating a bag."""
+def _within(exc: BaseException | str, root: Path | str | None) -> str:
+    """bagit's message with the server's own folder for the bag taken out: paths read from the bag."""
+    text = str(exc)
+    if root is not None:
+        for folder in {str(root), os.path.realpath(root)}:
+            text = text.replace(folder + os.sep, "").replace(folder, "the bag")
+    return text
+
+
+def _bagit_refusal(exc: bagit.BagError, root: Path | str | None = None) -> CrateRefused:
+    """The refusal for a fault bagit found while validating the bag in `root`."""
     if isinstance(exc, bagit.BagValidationError):
-        return _validation_refusal(exc)
-    return CrateRefused("bag.invalid", f"The bag is not valid: {exc}.")
+        return _validation_refusal(exc, root)
+    return CrateRefused("bag.invalid", f"The bag is not valid: {_within(exc, root)}.")
 
 
-def _validation_refusal(exc: bagit.BagValidationError) -> CrateRefused:
+def _validation_refusal(exc: bagit.BagValidationError, root: Path | str | None = None) -> CrateRefused:
     details = list(exc.details or [])
     for detail in details:
         if isinstance(detail, bagit.ChecksumMismatch):
@@ -216,7 +227,7 @@ def _validation_refusal(exc: bagit.BagValidationError) -> CrateRefused:
             return CrateRefused(
                 "bag.unexpected_file", f"{detail.path} is in the bag but not in its manifest.", detail.path
             )
-    message = str(exc.message if hasattr(exc, "message") else exc)
+    message = _within(exc.message if hasattr(exc, "message") else exc, root)
     if "Payload-Oxum" in message:
         return CrateRefused(
             "bag.oxum_mismatch",

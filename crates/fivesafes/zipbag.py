@@ -111,7 +111,7 @@ def verify_zip_bag(zip_path: str | Path, limits: Limits | None = None) -> ZipBag
         try:
             _validate(bag, bag_dir, files, payload, streamed)
         except bagit.BagError as exc:
-            raise _bagit_refusal(exc) from exc
+            raise _bagit_refusal(exc, bag_dir) from exc
         version = tuple(bag.version_info)
         return ZipBag(
             external_identifier=external_id,

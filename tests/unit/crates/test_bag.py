@@ -204,3 +204,16 @@ def test_regenerating_writes_payload_before_tag_manifest(bag: Path) -> None:
 def test_regenerating_needs_a_bag(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="bag-info.txt"):
         regenerate_manifests(tmp_path)
+
+
+def test_refusals_name_paths_in_the_bag_never_the_servers_own_folders(tmp_path):
+    bag = tmp_path / "server-side-scratch" / "bag"
+    (bag / "data").mkdir(parents=True)
+    (bag / "data" / "ro-crate-metadata.json").write_text("{}")
+    create_bag(bag)
+    (bag / "manifest-sha512.txt").write_text("a" * 128 + "  ../../etc/passwd\n")
+    with pytest.raises(CrateRefused) as refused:
+        verify_bag(bag)
+    assert refused.value.code == "bag.unreadable"
+    assert '"manifest-sha512.txt"' in refused.value.message
+    assert "server-side-scratch" not in refused.value.message and str(tmp_path) not in refused.value.message
