@@ -9,17 +9,17 @@ and script errors. Tests end with `recorder.assert_clean()`.
 import json
 import os
 import re
-import threading
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 from django.core.cache import caches
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import connections
 from playwright.sync_api import expect, sync_playwright
+
+from tests.live import shared_live_server
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("BROWSER_CHROMIUM", "/usr/bin/chromium")
@@ -73,52 +73,6 @@ def _fresh_page_cache():
 # --- The live portal --------------------------------------------------------------------------
 
 
-class _Serialised:
-    """Serves one request at a time: with in-memory SQLite every thread shares one connection."""
-
-    def __init__(self, app, lock):
-        self.app, self.lock = app, lock
-
-    def __call__(self, environ, start_response):
-        with self.lock:
-            return _Closing(self.app(environ, start_response), self.lock)
-
-
-class _Closing:
-    def __init__(self, response, lock):
-        self.response, self.lock = response, lock
-
-    def __iter__(self):
-        return iter(self.response)
-
-    def close(self):
-        with self.lock:
-            close = getattr(self.response, "close", None)
-            if close:
-                close()
-
-
-@dataclass
-class Portal:
-    url: str
-    lock: object
-
-    def db(self):
-        """Hold while the test touches the database, so it never interleaves with a request."""
-        return self.lock
-
-    def wait_for(self, predicate, what, timeout=120, log=None):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.db():
-                value = predicate()
-            if value:
-                return value
-            time.sleep(0.25)
-        tail = "\n".join(log.read_text().splitlines()[-30:]) if log and log.exists() else ""
-        raise AssertionError(f"timed out waiting for {what}\n{tail}")
-
-
 @pytest.fixture
 def portal(django_db_setup, live_server, settings):
     """pytest-django's live server, safe to share with the test thread on in-memory SQLite."""
@@ -126,31 +80,8 @@ def portal(django_db_setup, live_server, settings):
     settings.PORTAL_AGENT_CLAIM_POLL_SECONDS = 0.1
     settings.PORTAL_AGENT_CLAIM_MAX_WAIT_SECONDS = 1
     settings.PORTAL_BASE_URL = live_server.url
-    httpd = live_server.thread.httpd
-    app, override = httpd.get_app(), httpd.connections_override
-    connection = connections[DEFAULT_DB_ALIAS]
-    if connection.vendor != "sqlite" or not connection.is_in_memory_db():
-        yield Portal(live_server.url, nullcontext())
-        _finish_requests()
-        return
-    lock = threading.RLock()
-    httpd.connections_override = {connection.alias: connection}
-    httpd.set_app(_Serialised(app, lock))
-    connection.inc_thread_sharing()
-    try:
-        yield Portal(live_server.url, lock)
-    finally:
-        _finish_requests()
-        connection.dec_thread_sharing()
-        httpd.set_app(app)
-        httpd.connections_override = override
-
-
-def _finish_requests():
-    """Wait for the server's request threads: each closes its database connection when it ends."""
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and "process_request_thread" in thread.name:
-            thread.join(timeout=10)
+    with shared_live_server(live_server, join_requests=True) as portal:
+        yield portal
 
 
 # --- The browser ------------------------------------------------------------------------------

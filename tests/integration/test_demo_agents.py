@@ -13,7 +13,7 @@ from crates.models import Agent, Job
 from portal import demo
 from portal.audit import AuditEvent
 from portal.models import TRE, ApprovedWorkflow
-from tests.integration.test_dispatch_live import REPO, portal  # noqa: F401  (the live-server fixture)
+from tests.integration.test_dispatch_live import REPO
 
 pytestmark = pytest.mark.django_db
 
@@ -70,7 +70,7 @@ def test_seeding_demo_agents_writes_a_working_set_up_per_tre_and_is_idempotent(t
     )
 
 
-def test_the_demo_agents_take_the_queued_demo_request_to_output_checking(portal, tmp_path, settings):  # noqa: F811
+def test_the_demo_agents_take_the_queued_demo_request_to_output_checking(portal, tmp_path, settings):
     """What `scripts/demo` runs: seed_demo, then `python -m agent.demo`; the request seeded as queued
     must come back from both of its TREs and wait for the output checkers."""
     import signal

@@ -23,7 +23,7 @@ from reviews.models import CHECK_STEPS, Step, StepDecision
 from tests import cratekit, factories
 from tests.builders import submit, walk
 from tests.dispatch_helpers import attach_workflow_crate, issue
-from tests.integration.test_dispatch_live import AgentProcess, portal  # noqa: F401 - the portal fixture
+from tests.integration.test_dispatch_live import AgentProcess
 from tests.unit.agent.opal_server import FUNCTIONS, OpalServer
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -118,7 +118,7 @@ def opal():
 
 
 @pytest.fixture
-def site(portal, registry, tre_a, olivia, opal, tmp_path):  # noqa: F811 - the imported portal fixture
+def site(portal, registry, tre_a, olivia, opal, tmp_path):
     """TRE A's DataSHIELD workflow, approved with a profile and functions; its agent's token and config."""
     with portal.db():
         workflow = factories.WorkflowFactory(

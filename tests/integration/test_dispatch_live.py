@@ -9,16 +9,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import zipfile
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import pytest
-from django.db import DEFAULT_DB_ALIAS, connections
 
 from agent.demo_workflows import AGE_SEX_TABLE, COHORT_QUERY, pack_workflow_crate
 from agent.synthetic import generate, write_sqlite
@@ -29,6 +26,7 @@ from portal.audit import AuditEvent
 from tests import cratekit, factories
 from tests.builders import approve_all_steps, submit
 from tests.dispatch_helpers import approve_workflow, attach_workflow_crate, issue
+from tests.live import Portal
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -50,77 +48,6 @@ outputs:
     type: File
     outputBinding: {glob: slow.txt}
 """
-
-
-class _Serialised:
-    """Serves one request at a time: with in-memory SQLite every thread shares one connection."""
-
-    def __init__(self, app, lock):
-        self.app, self.lock = app, lock
-
-    def __call__(self, environ, start_response):
-        with self.lock:
-            return _Closing(self.app(environ, start_response), self.lock)
-
-
-class _Closing:
-    def __init__(self, response, lock):
-        self.response, self.lock = response, lock
-
-    def __iter__(self):
-        return iter(self.response)
-
-    def close(self):
-        with self.lock:
-            close = getattr(self.response, "close", None)
-            if close:
-                close()
-
-
-@dataclass
-class Portal:
-    url: str
-    lock: object
-
-    def db(self):
-        """Hold while the test touches the database, so it never interleaves with a request."""
-        return self.lock
-
-    def wait_for(self, predicate, what, timeout=90, log=None):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.db():
-                value = predicate()
-            if value:
-                return value
-            time.sleep(0.2)
-        tail = "\n".join(log.read_text().splitlines()[-30:]) if log and log.exists() else ""
-        raise AssertionError(f"timed out waiting for {what}; the agent's log ends:\n{tail}")
-
-
-@pytest.fixture
-def portal(django_db_setup, live_server, settings):
-    settings.PORTAL_AGENT_LEASE_SECONDS = 4
-    settings.PORTAL_AGENT_CLAIM_POLL_SECONDS = 0.1
-    settings.PORTAL_AGENT_CLAIM_MAX_WAIT_SECONDS = 1
-    httpd = live_server.thread.httpd
-    app, override = httpd.get_app(), httpd.connections_override
-    connection = connections[DEFAULT_DB_ALIAS]
-    if connection.vendor != "sqlite" or not connection.is_in_memory_db():
-        yield Portal(live_server.url, nullcontext())
-        return
-    # An in-memory database lives in one connection: every request thread must use the test's, and
-    # only one at a time (the test's own queries included), or SQLite reports its tables locked.
-    lock = threading.RLock()
-    httpd.connections_override = {connection.alias: connection}
-    httpd.set_app(_Serialised(app, lock))
-    connection.inc_thread_sharing()
-    try:
-        yield Portal(live_server.url, lock)
-    finally:
-        connection.dec_thread_sharing()
-        httpd.set_app(app)
-        httpd.connections_override = override
 
 
 class AgentProcess:
