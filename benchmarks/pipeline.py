@@ -25,7 +25,6 @@ import tempfile
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -104,38 +103,9 @@ def request_crate(fed, folder: Path, plan: Plan) -> Path:
 
 def results_crate(job, folder: Path) -> Path:
     """The results crate the reference agent writes for ``job``: the agent's work, not timed."""
-    from agent.config import TreIdentity
-    from agent.executors.base import Engine, ExecutionResult, ExecutionStatus, OutputFile
-    from agent.results import WorkflowRetrieval, write_result_crate
+    from tests.builders import completed_results_crate
 
-    outputs_dir = folder / f"outputs-{job.pk}"
-    outputs_dir.mkdir()
-    declared = []
-    for name, content in TABLES.items():
-        (outputs_dir / name).write_bytes(content)
-        declared.append(OutputFile(name, len(content), hashlib.sha256(content).hexdigest(), "text/csv"))
-    now = datetime.now(UTC)
-    result = ExecutionResult(
-        status=ExecutionStatus.COMPLETED,
-        started_at=now - timedelta(minutes=1),
-        ended_at=now,
-        engine=Engine("cwltool", "3.1"),
-        outputs=tuple(declared),
-    )
-    crate = write_result_crate(
-        job.metadata,
-        result,
-        outputs_dir=outputs_dir,
-        external_identifier=job.version.external_identifier,
-        tre=TreIdentity(slug=job.tre.slug, name=job.tre.name, url=f"https://{job.tre.slug}.example.org"),
-        dest=folder / f"results-{job.pk}.zip",
-        retrieval=WorkflowRetrieval(
-            started_at=now - timedelta(minutes=2),
-            ended_at=now - timedelta(minutes=1, seconds=50),
-            sha256=job.workflow.sha256,
-        ),
-    )
-    return crate.path
+    return completed_results_crate(job, TABLES, folder)
 
 
 def one_request(fed, agent, crate: Path, folder: Path, number: int, watch: Stopwatch) -> dict[str, int]:

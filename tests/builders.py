@@ -139,27 +139,17 @@ def walk(job, state, *, officer, researcher):
     return job
 
 
-def return_results(job, tables, *, tmp_path, agent=None):
-    """Run the job through the real dispatch services as its TRE agent would, returning `tables`.
-
-    `tables` maps output file names to bytes. The results crate is built by the reference agent's
-    own code from the job's crate, so it is exactly what an agent uploads.
-    """
+def completed_results_crate(job, tables, folder):
+    """The results crate the reference agent writes for `job` after a completed run returning `tables`
+    ({file name: bytes}), built by the agent's own code from the job's crate; returns its path."""
     import hashlib
-    import io
     from datetime import UTC, datetime, timedelta
 
     from agent.config import TreIdentity
     from agent.executors.base import Engine, ExecutionResult, ExecutionStatus, OutputFile
     from agent.results import WorkflowRetrieval, write_result_crate
-    from crates import dispatch
 
-    agent = agent or agent_for(job.tre, None)
-    claim = dispatch.claim_next(agent)
-    assert claim is not None and claim.job.pk == job.pk
-    token = claim.lease.fencing_token
-    dispatch.report_status(agent, job.pk, fencing_token=token, status="running")
-    outputs_dir = tmp_path / f"outputs-{job.pk}"
+    outputs_dir = folder / f"outputs-{job.pk}"
     outputs_dir.mkdir()
     declared = []
     for name, content in tables.items():
@@ -173,21 +163,41 @@ def return_results(job, tables, *, tmp_path, agent=None):
         engine=Engine("cwltool", "3.1"),
         outputs=tuple(declared),
     )
-    job.refresh_from_db()
     crate = write_result_crate(
         job.metadata,
         result,
         outputs_dir=outputs_dir,
         external_identifier=job.version.external_identifier,
         tre=TreIdentity(slug=job.tre.slug, name=job.tre.name, url=f"https://{job.tre.slug}.example.org"),
-        dest=tmp_path / f"results-{job.pk}.zip",
+        dest=folder / f"results-{job.pk}.zip",
         retrieval=WorkflowRetrieval(
             started_at=now - timedelta(minutes=2),
             ended_at=now - timedelta(minutes=1, seconds=50),
             sha256=job.workflow.sha256 if job.workflow else "0" * 64,
         ),
     )
-    body = crate.path.read_bytes()
+    return crate.path
+
+
+def return_results(job, tables, *, tmp_path, agent=None):
+    """Run the job through the real dispatch services as its TRE agent would, returning `tables`.
+
+    `tables` maps output file names to bytes. The results crate is built by the reference agent's
+    own code from the job's crate, so it is exactly what an agent uploads.
+    """
+    import hashlib
+    import io
+
+    from crates import dispatch
+
+    agent = agent or agent_for(job.tre, None)
+    claim = dispatch.claim_next(agent)
+    assert claim is not None and claim.job.pk == job.pk
+    token = claim.lease.fencing_token
+    dispatch.report_status(agent, job.pk, fencing_token=token, status="running")
+    job.refresh_from_db()
+    path = completed_results_crate(job, tables, tmp_path)
+    body = path.read_bytes()
     upload, _ = dispatch.receive_results(
         agent,
         job.pk,
