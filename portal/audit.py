@@ -5,14 +5,20 @@ trail. Each row stores the hash of the row before it and its own hash over its c
 so editing, deleting or reordering rows breaks the chain (see `verify_chain`). Appends are
 serialised by locking the single `AuditChainHead` row, which also remembers the newest
 hash and the row count, so deleting the newest rows is caught too.
+
+On PostgreSQL an append is one statement: it locks the head, links the event to the hash before it
+and inserts it, so the head is held only for that statement and its commit, never while Python runs.
+Python prepares the event's canonical JSON on both sides of its previous hash (`_around_prev_hash`)
+and PostgreSQL hashes the three pieces together: the same SHA-256 `compute_hash` gives.
 """
 
 import hashlib
 import json
+import secrets
 from dataclasses import dataclass
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, transaction
+from django.db import connections, models, router, transaction
 from django.utils import timezone
 
 GENESIS_HASH = "0" * 64
@@ -87,9 +93,12 @@ class AuditEvent(models.Model):
             "prev_hash": self.prev_hash,
         }
 
+    def canonical(self):
+        """The content as the hash reads it: JSON with sorted keys, no spaces, ASCII only."""
+        return json.dumps(self.content(), sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
+
     def compute_hash(self):
-        canonical = json.dumps(self.content(), sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return hashlib.sha256(self.canonical().encode()).hexdigest()
 
 
 class AuditChainHead(models.Model):
@@ -151,30 +160,112 @@ def record(
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or str(obj.pk)
         object_label = object_label or str(obj)[:300]
-    with transaction.atomic():
-        head, _ = AuditChainHead.objects.select_for_update().get_or_create(singleton=1)
-        event = AuditEvent(
-            created_at=timezone.now(),
-            actor_kind=actor.kind,
-            actor_id=actor.id,
-            actor_label=actor.label[:300],
-            verb=verb,
-            object_type=object_type,
-            object_id=str(object_id),
-            object_label=object_label[:300],
-            tre_slug=getattr(tre, "slug", tre) or "",
-            project_identifier=getattr(project, "identifier", project) or "",
-            before=_json_safe(before),
-            after=_json_safe(after),
-            message=message,
-            prev_hash=head.last_hash,
+    event = AuditEvent(
+        created_at=timezone.now(),
+        actor_kind=actor.kind,
+        actor_id=actor.id,
+        actor_label=actor.label[:300],
+        verb=verb,
+        object_type=object_type,
+        object_id=str(object_id),
+        object_label=object_label[:300],
+        tre_slug=getattr(tre, "slug", tre) or "",
+        project_identifier=getattr(project, "identifier", project) or "",
+        before=_json_safe(before),
+        after=_json_safe(after),
+        message=message,
+    )
+    connection = connections[router.db_for_write(AuditEvent)]
+    if connection.vendor == "postgresql":
+        _append_in_one_statement(event, connection)
+    else:
+        _append(event, connection)
+    return event
+
+
+def _append(event, connection):
+    """Lock the head, link and insert the event, move the head (SQLite's writes are serialised anyway)."""
+    with transaction.atomic(using=connection.alias, savepoint=False):
+        head, _ = (
+            AuditChainHead.objects.using(connection.alias).select_for_update().get_or_create(singleton=1)
         )
+        event.prev_hash = head.last_hash
         event.hash = event.compute_hash()
-        event.save(_append=True)
+        event.save(using=connection.alias, _append=True)
         head.last_hash = event.hash
         head.count += 1
-        head.save(update_fields=["last_hash", "count"])
-    return event
+        head.save(using=connection.alias, update_fields=["last_hash", "count"])
+
+
+_PREV_HASH_KEY = '"prev_hash":"'
+
+
+def _around_prev_hash(event):
+    """The event's canonical JSON before and after its previous hash, whatever that hash will be."""
+    placeholder = secrets.token_hex(32)  # 64 hex digits, like a hash, and in no other field
+    event.prev_hash = placeholder
+    before, found, after = event.canonical().partition(_PREV_HASH_KEY + placeholder)
+    if not found or placeholder in after:
+        raise RuntimeError("The audit event's canonical form has no single previous-hash field.")
+    return before + _PREV_HASH_KEY, after
+
+
+_FIELDS = [
+    "created_at",
+    "actor_kind",
+    "actor_id",
+    "actor_label",
+    "verb",
+    "object_type",
+    "object_id",
+    "object_label",
+    "tre_slug",
+    "project_identifier",
+    "before",
+    "after",
+    "message",
+]
+
+
+def _append_statement(connection):
+    quote = connection.ops.quote_name
+    head, events = quote(AuditChainHead._meta.db_table), quote(AuditEvent._meta.db_table)
+    columns = [quote(AuditEvent._meta.get_field(name).column) for name in _FIELDS]
+    values = ["%s::jsonb" if name in ("before", "after") else "%s" for name in _FIELDS]
+    return f"""
+        WITH previous AS (
+            SELECT last_hash, count FROM {head} WHERE singleton = 1 FOR UPDATE
+        ), link AS (
+            UPDATE {head} AS head
+            SET last_hash = encode(sha256(convert_to(%s || previous.last_hash || %s, 'UTF8')), 'hex'),
+                count = previous.count + 1
+            FROM previous
+            WHERE head.singleton = 1
+            RETURNING previous.last_hash AS prev_hash, head.last_hash AS hash
+        )
+        INSERT INTO {events} ({", ".join(columns)}, prev_hash, hash)
+        SELECT {", ".join(values)}, link.prev_hash, link.hash FROM link
+        RETURNING id, prev_hash, hash
+    """  # noqa: S608 (names from the models; values are parameters)
+
+
+def _append_in_one_statement(event, connection):
+    """PostgreSQL: lock the head, link, insert and move the head in one statement (module docstring)."""
+    before, after = _around_prev_hash(event)
+    params = [before, after]
+    for name in _FIELDS:
+        value = getattr(event, name)
+        params.append(json.dumps(value, cls=DjangoJSONEncoder) if name in ("before", "after") else value)
+    with connection.cursor() as cursor:
+        cursor.execute(_append_statement(connection), params)
+        row = cursor.fetchone()
+        if row is None:  # a new database: the head row is made once, then the append runs again
+            with transaction.atomic(using=connection.alias):
+                AuditChainHead.objects.using(connection.alias).get_or_create(singleton=1)
+            cursor.execute(_append_statement(connection), params)
+            row = cursor.fetchone()
+    event.pk, event.prev_hash, event.hash = row
+    event._state.adding, event._state.db = False, connection.alias
 
 
 @dataclass(frozen=True)

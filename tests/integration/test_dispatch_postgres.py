@@ -168,3 +168,17 @@ def job_running(registry, alice, olivia, crate_zip, django_capture_on_commit_cal
     claim = dispatch.claim_next(agent)
     dispatch.report_status(agent, job.pk, fencing_token=claim.lease.fencing_token, status="running")
     return job, agent, claim.lease.fencing_token
+
+
+def test_concurrent_audit_appends_keep_one_chain():
+    """Each append locks the head inside one statement: racing writers still make one unbroken chain."""
+    from portal import audit
+
+    def append(index):
+        for n in range(25):
+            audit.record("thing.happened", by=None, object_type="thing", object_id=f"{index}-{n}")
+
+    in_threads(8, append)
+    assert AuditEvent.objects.count() == 200
+    assert len(set(AuditEvent.objects.values_list("prev_hash", flat=True))) == 200
+    assert verify_chain() is None
