@@ -18,6 +18,7 @@ Invariants:
   rejected upload keeps nothing but the record of why.
 """
 
+import functools
 import hashlib
 import secrets
 import shutil
@@ -32,11 +33,12 @@ from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, JSONField, OuterRef, Subquery
+from django.db import IntegrityError, connections, transaction
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
+from crates import claiming
+from crates.claiming import Claim  # noqa: F401  (part of this module's interface)
 from crates.fivesafes.bag import verify_bag
 from crates.fivesafes.errors import CrateRefused
 from crates.fivesafes.loader import load_metadata
@@ -46,7 +48,8 @@ from crates.models import Agent, Job, JobLease, ResultUpload
 from crates.permissions import check_manage_agents
 from crates.services import crate_limits, export_job_crate, job_crate_sha256
 from portal import audit
-from portal.models import Decision, WorkflowApproval
+from portal.models import TRE, Decision, WorkflowApproval
+from portal.sqlrows import Columns, prepared_cursor, split
 from reviews.permissions import check_cancel
 from reviews.transitions import transition
 
@@ -234,24 +237,39 @@ def revoke_agent(agent, *, by, reason=""):
 
 
 # An authenticated agent carries its own fields and what it needs of its TRE.
-_AGENT_FIELDS = (
-    *(field.name for field in Agent._meta.concrete_fields),
-    "tre__slug",
-    "tre__name",
-    "tre__paused",
-)
+_TOKEN_AGENT = Columns(Agent, "a", [field.name for field in Agent._meta.concrete_fields])
+_TOKEN_TRE = Columns(TRE, "t", ["id", "slug", "name", "paused"])
 
 
 def agent_for_token(secret):
     """The active agent whose token this is, or None."""
     if not secret or not secret.startswith(Agent.TOKEN_PREFIX):
         return None
-    agent = (
-        Agent.objects.select_related("tre").only(*_AGENT_FIELDS).filter(token_hash=hash_token(secret)).first()
-    )
-    if agent is None or agent.revoked_at is not None:
+    db = transaction.get_connection()
+    with prepared_cursor(db) as cursor:
+        cursor.execute(_token_statement(db.alias), [hash_token(secret)])
+        row = cursor.fetchone()
+    if row is None:
         return None
+    agent_values, tre_values, _ = split(row, _TOKEN_AGENT, _TOKEN_TRE)
+    agent = _TOKEN_AGENT.build(db, agent_values)
+    if agent.revoked_at is not None:
+        return None
+    agent.tre = _TOKEN_TRE.build(db, tre_values)
     return agent
+
+
+@functools.cache
+def _token_statement(alias):
+    """The agent with a token hash (parameter 1) and its TRE: every agent request runs it first."""
+    connection = connections[alias]
+    A, T = _TOKEN_AGENT, _TOKEN_TRE
+    return (
+        f"SELECT {A.sql(connection)}, {T.sql(connection)} "  # noqa: S608 (names from the models; values are parameters)
+        f"FROM {connection.ops.quote_name(A.table)} a "
+        f"JOIN {connection.ops.quote_name(T.table)} t ON {T.column(connection, 'id')} = {A.column(connection, 'tre')} "
+        f"WHERE {A.column(connection, 'token_hash')} = %s"
+    )
 
 
 def touch(agent, *, version=None):
@@ -282,43 +300,6 @@ _BULKY = (
 )
 
 
-# What an agent's claim reads: a short SELECT is much cheaper to build, plan and send.
-_CLAIM_FIELDS = (
-    "id",
-    "status",
-    "status_changed_at",
-    "request__title",
-    "request__project__identifier",
-    "tre__slug",
-    "tre__name",
-    "version__external_identifier",
-    "workflow__name",
-    "workflow__workflow_id",
-    "workflow__version",
-    "workflow__sha256",
-    "workflow__language",
-    "workflow__executor",
-    *(f"lease__{field.name}" for field in JobLease._meta.concrete_fields),
-)
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A job just leased to an agent, and whether its workflow is on the TRE's approved list."""
-
-    lease: JobLease
-    job: Job
-    workflow_approved: bool
-    #: The TRE's approved service settings for the workflow (WorkflowApproval.service_settings).
-    workflow_settings: dict = field(default_factory=dict)
-
-
-# The job's workflow on its TRE's approved list (an OuterRef query, used in the claim's annotations).
-_approval_of_job = WorkflowApproval.objects.filter(
-    workflow_id=OuterRef("workflow_id"), tre_id=OuterRef("tre_id"), status=Decision.APPROVED
-)
-
-
 def claim_next(agent, *, wait=0.0):
     """Lease the oldest queued job of the agent's TRE to it, waiting up to `wait` seconds for one.
 
@@ -326,11 +307,12 @@ def claim_next(agent, *, wait=0.0):
     indexed query and opens a transaction only when a job is there to claim.
     """
     deadline = time.monotonic() + max(0.0, min(float(wait), max_claim_wait()))
-    queued = Job.objects.filter(tre_id=agent.tre_id, status=S.QUEUED)
     first = True
     while True:
-        if not agent.tre.paused and (first or queued.exists()):
-            claim = _claim_one(agent)
+        if not agent.tre.paused and (
+            first or Job.objects.filter(tre_id=agent.tre_id, status=S.QUEUED).exists()
+        ):
+            claim = claiming.claim_one(agent, lease_seconds=lease_seconds())
             if claim is not None:
                 return claim
         first = False
@@ -338,52 +320,6 @@ def claim_next(agent, *, wait=0.0):
         if remaining <= 0:
             return None
         time.sleep(min(claim_poll_seconds(), remaining))
-
-
-def _claim_one(agent):
-    with transaction.atomic():
-        now = timezone.now()
-        if not connection.features.has_select_for_update_skip_locked:
-            # Without row locks (SQLite) the first statement must write: that takes the database's
-            # write lock before anything is read, so two claimers never read the same queued job.
-            Agent.objects.filter(pk=agent.pk).update(last_seen_at=now)
-        # The subquery locks the oldest queued row, sorting only narrow rows; one round trip fetches it.
-        next_queued = (
-            Job.objects.filter(tre_id=agent.tre_id, status=S.QUEUED)
-            .order_by("status_changed_at", "pk")
-            .select_for_update(skip_locked=True)
-            .values("pk")[:1]
-        )
-        job = (
-            Job.objects.filter(pk=Subquery(next_queued))
-            .select_related("request__project", "tre", "version", "workflow", "lease")
-            .only(*_CLAIM_FIELDS)
-            .annotate(
-                workflow_approved=Exists(_approval_of_job),
-                workflow_settings=Subquery(
-                    _approval_of_job.values("service_settings")[:1], output_field=JSONField()
-                ),
-            )
-            .first()
-        )
-        if job is None:
-            return None
-        lease = _lease_of(job) or JobLease(job=job)
-        lease.agent = agent
-        lease.fencing_token += 1
-        lease.attempts += 1
-        lease.claimed_at = lease.heartbeat_at = now
-        lease.expires_at = now + timedelta(seconds=lease_seconds())
-        lease.started_at = lease.finished_at = lease.cancel_requested_at = None
-        lease.cancel_reason = lease.message = ""
-        lease.save()
-        transition(
-            job,
-            S.CLAIMED,
-            by=agent,
-            extra={"fencing_token": lease.fencing_token, "attempt": lease.attempts},
-        )
-        return Claim(lease, job, job.workflow_approved, job.workflow_settings or {})
 
 
 def _workflow_approved_at(job):

@@ -183,7 +183,15 @@ class Job(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["request", "tre"], name="one_job_per_tre")]
-        indexes = [models.Index(fields=["tre", "status"], name="job_tre_status_idx")]
+        indexes = [
+            models.Index(fields=["tre", "status"], name="job_tre_status_idx"),
+            # Each TRE's queue in claiming order, so a claim reads the oldest queued job without a sort.
+            models.Index(
+                fields=["tre", "status_changed_at", "id"],
+                condition=models.Q(status="queued"),
+                name="job_queue_idx",
+            ),
+        ]
 
     def __str__(self):
         return f"Job {self.pk} ({self.request.title} at {self.tre.slug})"
@@ -191,11 +199,7 @@ class Job(models.Model):
     def save(self, *args, **kwargs):
         # A direct status write outside the transition function is a bug, not a feature.
         loaded = getattr(self, "_loaded_status", None)
-        if (
-            loaded is not None
-            and loaded != self.status
-            and not getattr(self, "_transition_in_progress", False)
-        ):
+        if loaded is not None and loaded != self.status:
             raise PermissionError("Job status changes only through reviews.transitions.transition().")
         super().save(*args, **kwargs)
         self._loaded_status = self.status

@@ -5,6 +5,8 @@ from portal.views import health, people, projects, registry
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
+    # The API first: agents poll it all day, and Django tries the patterns in order.
+    path("api/", include("portal.api.urls")),
     path("public/", include("portal.public_urls")),
     path("", people.home, name="home"),
     path("dashboard/", people.dashboard, name="dashboard"),
@@ -76,8 +78,7 @@ urlpatterns = [
     path("", include("reviews.urls")),
     path("", include("crates.urls")),
     path("", include("crates.agent_pages_urls")),
-    # Accounts, API, admin
+    # Accounts, admin
     path("accounts/", include("allauth.urls")),
-    path("api/", include("portal.api.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from crates.models import Job
-from portal import audit
+from portal import audit, sqlrows
 
 # Who may make a move: actor kinds, resolved against the job by reviews.permissions.actor_kinds().
 from reviews.permissions import AGENT, CHECKER, OFFICER, RESEARCHER, SYSTEM, actor_kinds
@@ -124,44 +124,60 @@ def can_transition(job, to_state, *, by):
     return True
 
 
-def transition(job, to_state, *, by, message="", extra=None):
-    """Move the job, writing the change and its audit event in one transaction. Returns the job."""
+def transition(job, to_state, *, by, message="", extra=None, locked=False):
+    """Move the job, writing the change and its audit event in one transaction. Returns the job.
+
+    With `locked=True` the caller already holds the job's row lock in its own transaction and read
+    `job` (with its request's project and its TRE) under that lock, so the job is not read again.
+    """
+    if locked:
+        if not transaction.get_connection().in_atomic_block:
+            raise RuntimeError("transition(locked=True) needs the transaction that holds the job's row lock.")
+        if job.status != to_state:
+            _move(job, to_state, by=by, message=message, extra=extra)
+        return job
     with transaction.atomic():
-        locked = (
+        current = (
             Job.objects.select_for_update(of=("self",))
             .select_related("request__project", "tre")
             .get(pk=job.pk)
         )
-        if locked.status == to_state:
-            return locked  # the same move twice (a double submission) is harmless
-        move = check_transition(locked, to_state, by=by)
-        before = locked.status
-        locked.status = to_state
-        locked.status_changed_at = timezone.now()
-        update = ["status", "status_changed_at"]
-        if to_state == S.SUSPENDED:
-            locked.suspended_from, locked.suspended_reason = before, message
-            update += ["suspended_from", "suspended_reason"]
-        elif before == S.SUSPENDED:
-            locked.suspended_from, locked.suspended_reason = "", ""
-            update += ["suspended_from", "suspended_reason"]
-        locked._transition_in_progress = True
-        try:
-            locked.save(update_fields=update)
-        finally:
-            locked._transition_in_progress = False
-        audit.record(
-            move.event,
-            by=by,
-            obj=locked,
-            before={"status": before},
-            after={"status": to_state, **(extra or {})},
-            message=message,
-            tre=locked.tre,
-            project=locked.request.project,
-        )
+        if current.status == to_state:
+            return current  # the same move twice (a double submission) is harmless
+        _move(current, to_state, by=by, message=message, extra=extra)
     job.__dict__.update(
-        {k: getattr(locked, k) for k in ("status", "status_changed_at", "suspended_from", "suspended_reason")}
+        {
+            k: getattr(current, k)
+            for k in ("status", "status_changed_at", "suspended_from", "suspended_reason")
+        }
     )
-    job._loaded_status = locked.status
-    return locked
+    job._loaded_status = current.status
+    return current
+
+
+def _move(job, to_state, *, by, message, extra):
+    """Check the move, write the job's new status and audit it (inside the caller's transaction)."""
+    move = check_transition(job, to_state, by=by)
+    before = job.status
+    job.status = to_state
+    job.status_changed_at = timezone.now()
+    update = ["status", "status_changed_at"]
+    if to_state == S.SUSPENDED:
+        job.suspended_from, job.suspended_reason = before, message
+        update += ["suspended_from", "suspended_reason"]
+    elif before == S.SUSPENDED:
+        job.suspended_from, job.suspended_reason = "", ""
+        update += ["suspended_from", "suspended_reason"]
+    # One prepared UPDATE of these columns (Job.save() refuses status changes: they are made here).
+    sqlrows.update_fields(transaction.get_connection(), job, update)
+    job._loaded_status = to_state
+    audit.record(
+        move.event,
+        by=by,
+        obj=job,
+        before={"status": before},
+        after={"status": to_state, **(extra or {})},
+        message=message,
+        tre=job.tre,
+        project=job.request.project,
+    )

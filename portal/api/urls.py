@@ -6,13 +6,13 @@ from portal.api import views
 from reviews import api as reviews_api
 
 urlpatterns = [
+    path("v1/agent/", include("crates.agent_urls")),  # first: the most frequent requests
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api_docs"),
     path("v1/me/", views.MeView.as_view(), name="api_me"),
     path("v1/tres/", views.TREList.as_view(), name="api_tre_list"),
     path("v1/projects/", views.ProjectList.as_view(), name="api_project_list"),
     path("v1/projects/<str:identifier>/", views.ProjectDetail.as_view(), name="api_project_detail"),
-    path("v1/agent/", include("crates.agent_urls")),
     path("v1/reviews/", reviews_api.ReviewQueue.as_view(), name="api_review_queue"),
     path("v1/jobs/<int:pk>/", reviews_api.JobDetail.as_view(), name="api_job_detail"),
     path("v1/jobs/<int:pk>/start/", reviews_api.StartReview.as_view(), name="api_job_start"),

@@ -691,3 +691,33 @@ def test_the_review_page_cancels_a_running_job_by_asking_its_agent(client, job, 
     # A second request (from the API, say) changes nothing and is not an error.
     review_services.cancel(job, by=alice, reason="Again")
     assert AuditEvent.objects.filter(verb="job.cancel_requested").count() == 1
+
+
+def test_the_claim_answer_is_what_its_declared_fields_give(
+    rf, job, agent, registry, tre_a, olivia, alice, crate_zip, django_capture_on_commit_callbacks
+):
+    """The claim's answer is built directly for speed; DRF's walk over the declared fields (which
+    the OpenAPI schema describes) must give the very same thing, whatever the claim holds."""
+    from rest_framework import serializers
+    from rest_framework.request import Request
+
+    from crates.agent_api import LeasedJobSerializer
+
+    agent_row, _ = agent
+    request = Request(rf.post("/", secure=True))
+    first = dispatch.claim_next(agent_row)
+    dispatch.request_cancel(first.job, by=olivia, reason="Wrong cohort")
+    portal_services.decide_workflow(
+        registry["workflow"].approvals.get(tre=tre_a), "revoked", "Old", by=olivia
+    )
+    more = queued_jobs(2, registry, alice, olivia, crate_zip, django_capture_on_commit_callbacks)
+    Job.objects.filter(pk__in=[j.pk for j in more]).update(workflow=None)
+    claims = [first, *dispatch.reconcile(agent_row), dispatch.claim_next(agent_row)]
+    assert claims[-1] is not None and claims[-1].job.workflow is None
+    assert any(c.lease.cancel_requested_at for c in claims) and any(c.job.workflow for c in claims)
+    for claim in claims:
+        serializer = LeasedJobSerializer(claim, context={"request": request})
+        fast = serializer.to_representation(claim)
+        walked = serializers.Serializer.to_representation(serializer, claim)
+        assert list(fast) == list(walked)
+        assert fast == dict(walked)

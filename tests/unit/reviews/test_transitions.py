@@ -129,3 +129,27 @@ def test_the_committed_state_diagram_is_current():
     from reviews.statediagram import document
 
     assert (settings.BASE_DIR / "docs" / "job-states.md").read_text() == document()
+
+
+def test_a_caller_holding_the_lock_moves_the_job_without_reading_it_again(new_job, django_assert_num_queries):
+    from django.db import connection, transaction
+
+    job = new_job(S.APPROVED)
+    with transaction.atomic():
+        locked = Job.objects.select_for_update().select_related("request__project", "tre").get(pk=job.pk)
+        # The status, then the audit event (one statement on PostgreSQL; head, event, head elsewhere).
+        with django_assert_num_queries(2 if connection.vendor == "postgresql" else 4):
+            transition(locked, S.QUEUED, by=audit.SYSTEM, locked=True)
+    job.refresh_from_db()
+    assert job.status == S.QUEUED
+    assert AuditEvent.objects.filter(verb="job.queued", object_id=str(job.pk)).count() == 1
+    assert audit.verify_chain() is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locked_move_outside_a_transaction_is_refused(new_job, olivia):
+    job = new_job()
+    with pytest.raises(RuntimeError, match="row lock"):
+        transition(job, S.IN_REVIEW, by=olivia, locked=True)
+    job.refresh_from_db()
+    assert job.status == S.AWAITING_REVIEW
