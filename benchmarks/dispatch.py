@@ -51,6 +51,7 @@ from benchmarks.common import (
 
 CLAIM = "/api/v1/agent/claim/"
 CONSTANT = "/bench/constant/"
+AGENT_CONSTANT = "/bench/agent-constant/"  # the same, behind the agent API's token authentication
 THROUGHPUT_GOAL = 0.5  # claims per second, as a fraction of the constant endpoint's answers per second
 LATENCY_GOAL = 1.0  # seconds, median from sign-off to claim
 
@@ -61,7 +62,7 @@ class Plan:
     seconds: float = 15  # each endpoint is driven this long
     warm_up: float = 2
     rounds: int = 40  # sign-offs timed
-    jobs: int = 5000  # queued for the throughput run
+    jobs: int = 12000  # queued for the throughput run: more than the claims of one run
     costs: int = 100  # requests timed one at a time
     workers: int = 4
     threads: int = 6
@@ -99,6 +100,8 @@ def install_constant_endpoint():
     from rest_framework.response import Response
     from rest_framework.views import APIView
 
+    from crates.agent_api import AgentAPIView
+
     class Constant(APIView):
         authentication_classes: list = []
         permission_classes = [AllowAny]
@@ -106,7 +109,15 @@ def install_constant_endpoint():
         def post(self, request):
             return Response({"ok": True})
 
-    urlpatterns[:] = [path(CONSTANT.strip("/") + "/", Constant.as_view()), path("", include("portal.urls"))]
+    class AgentConstant(AgentAPIView):
+        def post(self, request):
+            return Response({"ok": True})
+
+    urlpatterns[:] = [
+        path(CONSTANT.strip("/") + "/", Constant.as_view()),
+        path(AGENT_CONSTANT.strip("/") + "/", AgentConstant.as_view()),
+        path("", include("portal.urls")),
+    ]
     settings.ROOT_URLCONF = __name__
 
 
@@ -200,16 +211,23 @@ class Waits:
         with psycopg.connect(self.url, autocommit=True) as connection:
             while not self.stop.is_set():
                 rows = connection.execute(
-                    "SELECT wait_event_type, query FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active'"
+                    "SELECT a.wait_event_type, a.wait_event, "
+                    "EXISTS(SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                    "WHERE l.pid = a.pid AND c.relname = 'portal_auditchainhead') "
+                    "FROM pg_stat_activity a "
+                    "WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND a.state = 'active'"
                 ).fetchall()
-                for wait, query in rows:
-                    if wait == "Lock" and "portal_auditchainhead" in query:
+                for kind, event, holds_head in rows:
+                    if kind == "Lock" and holds_head:
                         key = "waiting for the audit chain's head row"
-                    elif wait == "Lock":
+                    elif kind == "Lock":
                         key = "waiting for another row lock"
+                    elif kind in ("IO", "LWLock") and event and event.startswith("WAL"):
+                        key = "writing or flushing the write-ahead log"
+                    elif kind is None:
+                        key = "working"
                     else:
-                        key = "working (or waiting for I/O)"
+                        key = f"waiting ({kind}: {event})"
                     self.samples[key] = self.samples.get(key, 0) + 1
                 time.sleep(0.005)
 
@@ -497,6 +515,10 @@ def measure(quick: bool = False, database_url: str = "") -> dict[str, Any]:
         constant, _, errors_constant = load(
             port, tokens, CONSTANT, plan.seconds, plan.processes, plan.start_delay
         )
+        progress("dispatch", f"constant endpoint behind agent authentication, {plan.seconds:g} s")
+        agent_constant, _, errors_agent_constant = load(
+            port, tokens, AGENT_CONSTANT, plan.seconds, plan.processes, plan.start_delay
+        )
         progress("dispatch", f"claims, {plan.seconds:g} s")
         with Waits(url) as waits:
             claims, ids, errors_claims = load(
@@ -523,10 +545,11 @@ def measure(quick: bool = False, database_url: str = "") -> dict[str, Any]:
             "postgres": postgres,
             "claims_per_second": claims,
             "constant_per_second": constant,
+            "agent_constant_per_second": agent_constant,
             "claims": len(ids),
             "queue_ran_dry": len(ids) >= plan.jobs,
             "problems": problems,
-            "errors": errors_constant + errors_claims,
+            "errors": errors_constant + errors_agent_constant + errors_claims,
             "delays": delays,
             "cost": {"claim": list(claim_cost), "constant": list(constant_cost)},
             "waits": waits.shares(),
@@ -601,6 +624,9 @@ def render(result: dict[str, Any]) -> str:
         f"| bare DRF endpoint returning a constant, same clients | {result['constant_per_second']:,.0f} "
         "answers/s |",
         f"| claims / constant | {result['claims_per_second'] / result['constant_per_second']:.2f} |",
+        f"| the constant endpoint behind the agent API's token authentication, same clients | "
+        f"{result['agent_constant_per_second']:,.0f} answers/s (claims / it: "
+        f"{result['claims_per_second'] / result['agent_constant_per_second']:.2f}) |",
         f"| sign-off to claim: median, 90th percentile, worst of {len(result['delays'])} | "
         f"{median * 1000:,.0f} ms, {p90 * 1000:,.0f} ms, {worst * 1000:,.0f} ms |",
         f"| one claim, on its own | {claim[0]:.1f} ms: {claim[1]:.1f} ms Python CPU, {claim[2]:.1f} ms "
@@ -616,8 +642,9 @@ def render(result: dict[str, Any]) -> str:
         f"{plan['processes']} processes sharing the {plan['agents']} agents, one keep-alive connection each. "
         f"Each endpoint is driven for {plan['seconds']:g} s after a warm-up, the constant endpoint first. "
         f"{plan['jobs']:,} queued jobs are inserted in bulk (the claim path is what is measured); every claim "
-        "runs the real service: the row lock (`SELECT ... FOR UPDATE SKIP LOCKED`), the lease with its "
-        "fencing token, the transition and its hash-chained audit event. Afterwards every claimed job must "
+        "runs the real service: on PostgreSQL one prepared statement (`crates.claiming`) that locks the "
+        "oldest queued job (`FOR UPDATE SKIP LOCKED`), moves it, takes the lease with its next fencing "
+        "token and appends the hash-chained `job.claimed` event. Afterwards every claimed job must "
         "have fencing token 1 and one `job.claimed` event, and the audit chain must verify. For the "
         "latency, the agents long-poll (the portal re-checks the queue every "
         "`PORTAL_AGENT_CLAIM_POLL_SECONDS`, 0.25 s by default); each round times the officer's sign-off "

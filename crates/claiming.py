@@ -20,6 +20,7 @@ its event); the statement only makes it for such jobs.
 
 import functools
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -108,8 +109,9 @@ def _answer_sql(db):
         f"AND a.{column(WorkflowApproval, 'tre')} = {_JOB.column(db, 'tre')} "
         f"AND a.{column(WorkflowApproval, 'status')} = %(approved)s"
     )
+    # The TRE's approval of the workflow: its service settings, never NULL when there is one.
     select = (
-        f"{', '.join(part.sql(db) for part in _PARTS)}, EXISTS(SELECT 1 {approval}), "
+        f"{', '.join(part.sql(db) for part in _PARTS)}, "
         f"(SELECT a.{column(WorkflowApproval, 'service_settings')} {approval} "
         f"ORDER BY a.{column(WorkflowApproval, 'id')} DESC LIMIT 1)"
     )
@@ -135,7 +137,7 @@ def _next_queued_sql(db, lock):
 
 def _read(db, row):
     """A claim's answer row as a Claim (the lease may be None: a job never claimed before)."""
-    job, request, project, tre, version, workflow, lease, (approved, settings, *_) = (
+    job, request, project, tre, version, workflow, lease, (settings, *_) = (
         part.build(db, values) if part is not None else values
         for part, values in zip((*_PARTS, None), split(row, *_PARTS), strict=True)
     )
@@ -144,11 +146,17 @@ def _read(db, row):
     job.workflow = workflow if workflow.pk is not None else None
     if lease.pk is not None:
         lease.job = job
+    approved = settings is not None
     settings = convert(db, WorkflowApproval._meta.get_field("service_settings"), settings)
-    return Claim(lease if lease.pk is not None else None, job, bool(approved), settings or {})
+    return Claim(lease if lease.pk is not None else None, job, approved, settings or {})
 
 
 # --- Elsewhere: statements in a transaction ------------------------------------------------------
+
+
+def _compact(statement):
+    """The statement without its layout: psycopg caches the parsing of statements up to 4 kB."""
+    return re.sub(r"\s*\n\s*", " ", statement).strip()
 
 
 @functools.cache
@@ -158,12 +166,12 @@ def _read_statement(alias):
     lock = db.ops.for_update_sql(skip_locked=True) if db.features.has_select_for_update_skip_locked else ""
     select, joins = _answer_sql(db)
     table, column = _sql(db)
-    return f"""
+    return _compact(f"""
         SELECT {select}
         FROM {table(Job)} m {joins}
         LEFT JOIN {table(JobLease)} l ON {_LEASE.column(db, "job")} = {_JOB.column(db, "id")}
         WHERE {_JOB.column(db, "id")} = ({_next_queued_sql(db, lock)})
-    """  # noqa: S608 (names from the models; values are parameters)
+    """)  # noqa: S608 (names from the models; values are parameters)
 
 
 def _claim_in_steps(db, agent, lease_seconds):
@@ -283,7 +291,7 @@ def _one_statement(alias):
     event_columns = ", ".join(column(audit.AuditEvent, name) for name in _EVENT_FIELDS)
     job_label = f"left('Job ' || m.{column(Job, 'id')} || ' (' || r.{column(Request, 'title')} || ' at ' || t.{column(TRE, 'slug')} || ')', 300)"
     head, event = table(audit.AuditChainHead), table(audit.AuditEvent)
-    return f"""
+    return _compact(f"""
         WITH next AS ({_next_queued_sql(db, "FOR UPDATE SKIP LOCKED")}),
         moved AS (
             UPDATE {table(Job)} AS j
@@ -334,7 +342,7 @@ def _one_statement(alias):
         )
         SELECT {select}, e.id
         FROM moved m JOIN l ON {_LEASE.column(db, "job")} = {_JOB.column(db, "id")} {joins}, e
-    """  # noqa: S608 (names from the models; values are parameters)
+    """)  # noqa: S608 (names from the models; values are parameters)
 
 
 _JOB_FIELDS = ("id", "request", "version", "tre", "workflow", "status", "status_changed_at")
