@@ -180,10 +180,17 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
-    # WAL lets the web server and the django-q2 worker share the file.
+    # WAL lets the web server and the django-q2 workers share the file. Transactions take the write
+    # lock when they begin (BEGIN IMMEDIATE), waiting up to `timeout` for it: a transaction that read
+    # first and then wrote would otherwise fail at once ("database is locked") whenever another
+    # process wrote in between.
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].update(
-        {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", "timeout": 20}
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+        }
     )
 elif env_bool("DATABASE_PREPARED_STATEMENTS", True):
     # Lets the few hot statements that ask for it (portal.sqlrows.prepared_cursor: an agent's claim

@@ -221,3 +221,52 @@ def test_proxies_and_key_fallbacks_follow_the_environment(tmp_path):
         DJANGO_SECRET_KEY_FALLBACKS_FILE=str(old),
     )
     assert result.stdout.strip() == f"1 1 ['previous-key-{'p' * 40}']", result.stderr
+
+
+def test_sqlite_transactions_that_read_then_write_wait_for_each_other(tmp_path):
+    """Two processes' transactions (web server and worker) read, then write the same SQLite file:
+    the second waits for the first instead of failing with "database is locked"."""
+    script = """
+import threading, time
+import django
+django.setup()
+from django.db import connection, connections, transaction
+with connection.cursor() as cursor:
+    cursor.execute("CREATE TABLE counter (n INTEGER)")
+    cursor.execute("INSERT INTO counter VALUES (0)")
+connections.close_all()
+barrier, errors = threading.Barrier(2), []
+def work():
+    try:
+        barrier.wait()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT n FROM counter")
+            n = cursor.fetchone()[0]
+            time.sleep(0.3)
+            cursor.execute("UPDATE counter SET n = %s", [n + 1])
+    except Exception as error:
+        errors.append(repr(error))
+    finally:
+        connections.close_all()
+threads = [threading.Thread(target=work) for _ in range(2)]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+with connection.cursor() as cursor:
+    cursor.execute("SELECT n FROM counter")
+    print(cursor.fetchone()[0], errors)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={
+            **_clean_env(),
+            "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "DJANGO_DEBUG": "1",
+            "PORTAL_DATA_DIR": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "2 []"
