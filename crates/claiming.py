@@ -290,7 +290,8 @@ def _one_statement(alias):
     fresh = ", ".join(
         f"{column(JobLease, name)} = EXCLUDED.{column(JobLease, name)}" for name in _FRESH_FIELDS
     )
-    event_columns = ", ".join(column(audit.AuditEvent, name) for name in _EVENT_FIELDS)
+    event_columns = ", ".join(column(audit.AuditEvent, name) for name in audit.CONTENT_FIELDS)
+    event_values = ", ".join(_EVENT_FROM_SQL.get(name, f"%({name})s") for name in audit.CONTENT_FIELDS)
     job_label = f"left('Job ' || m.{column(Job, 'id')} || ' (' || r.{column(Request, 'title')} || ' at ' || t.{column(TRE, 'slug')} || ')', 300)"
     head, event = table(audit.AuditChainHead), table(audit.AuditEvent)
     return _compact(f"""
@@ -334,11 +335,7 @@ def _one_statement(alias):
         ),
         e AS (
             INSERT INTO {event} ({event_columns}, prev_hash, hash)
-            SELECT %(created_at)s, %(actor_kind)s, %(actor_id)s, %(actor_label)s, %(verb)s, %(object_type)s,
-                   c.id::text, c.label, %(tre_slug)s, c.identifier, %(before)s::jsonb,
-                   jsonb_build_object('status', '{S.CLAIMED.value}', 'fencing_token', c.fencing_token,
-                                      'attempt', c.attempts),
-                   '', link.prev_hash, link.hash
+            SELECT {event_values}, link.prev_hash, link.hash
             FROM c LEFT JOIN link ON true
             RETURNING id
         )
@@ -359,30 +356,17 @@ _FRESH_FIELDS = (
     "cancel_reason",
     "message",
 )
-_EVENT_FROM_PYTHON = (
-    "created_at",
-    "actor_kind",
-    "actor_id",
-    "actor_label",
-    "verb",
-    "object_type",
-    "tre_slug",
-)
-_EVENT_FIELDS = (
-    "created_at",
-    "actor_kind",
-    "actor_id",
-    "actor_label",
-    "verb",
-    "object_type",
-    "object_id",
-    "object_label",
-    "tre_slug",
-    "project_identifier",
-    "before",
-    "after",
-    "message",
-)
+# The claim event's fields written by SQL from the claimed job `c`; the others are parameters.
+_EVENT_FROM_SQL = {
+    "object_id": "c.id::text",
+    "object_label": "c.label",
+    "project_identifier": "c.identifier",
+    "before": "%(before)s::jsonb",
+    "after": f"jsonb_build_object('status', '{S.CLAIMED.value}', 'fencing_token', c.fencing_token, "
+    "'attempt', c.attempts)",
+    "message": "''",
+}
+_EVENT_FROM_PYTHON = tuple(name for name in audit.CONTENT_FIELDS if name not in _EVENT_FROM_SQL)
 
 
 def _claim_in_one_statement(db, agent, lease_seconds):

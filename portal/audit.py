@@ -22,6 +22,22 @@ from django.db import connections, models, router, transaction
 from django.utils import timezone
 
 GENESIS_HASH = "0" * 64
+# What an event says, in the order of its columns; its hash covers these and the previous hash.
+CONTENT_FIELDS = (
+    "created_at",
+    "actor_kind",
+    "actor_id",
+    "actor_label",
+    "verb",
+    "object_type",
+    "object_id",
+    "object_label",
+    "tre_slug",
+    "project_identifier",
+    "before",
+    "after",
+    "message",
+)
 
 
 class AuditEventQuerySet(models.QuerySet):
@@ -76,22 +92,10 @@ class AuditEvent(models.Model):
 
     def content(self):
         """The fields the hash covers, in a canonical JSON form."""
-        return {
-            "created_at": self.created_at.isoformat(),
-            "actor_kind": self.actor_kind,
-            "actor_id": self.actor_id,
-            "actor_label": self.actor_label,
-            "verb": self.verb,
-            "object_type": self.object_type,
-            "object_id": self.object_id,
-            "object_label": self.object_label,
-            "tre_slug": self.tre_slug,
-            "project_identifier": self.project_identifier,
-            "before": self.before,
-            "after": self.after,
-            "message": self.message,
-            "prev_hash": self.prev_hash,
-        }
+        content = {name: getattr(self, name) for name in CONTENT_FIELDS}
+        content["created_at"] = self.created_at.isoformat()
+        content["prev_hash"] = self.prev_hash
+        return content
 
     def canonical(self):
         """The content as the hash reads it: JSON with sorted keys, no spaces, ASCII only."""
@@ -210,28 +214,11 @@ def _around_prev_hash(event):
     return before + _PREV_HASH_KEY, after
 
 
-_FIELDS = [
-    "created_at",
-    "actor_kind",
-    "actor_id",
-    "actor_label",
-    "verb",
-    "object_type",
-    "object_id",
-    "object_label",
-    "tre_slug",
-    "project_identifier",
-    "before",
-    "after",
-    "message",
-]
-
-
 def _append_statement(connection):
     quote = connection.ops.quote_name
     head, events = quote(AuditChainHead._meta.db_table), quote(AuditEvent._meta.db_table)
-    columns = [quote(AuditEvent._meta.get_field(name).column) for name in _FIELDS]
-    values = ["%s::jsonb" if name in ("before", "after") else "%s" for name in _FIELDS]
+    columns = [quote(AuditEvent._meta.get_field(name).column) for name in CONTENT_FIELDS]
+    values = ["%s::jsonb" if name in ("before", "after") else "%s" for name in CONTENT_FIELDS]
     return f"""
         WITH previous AS (
             SELECT last_hash, count FROM {head} WHERE singleton = 1 FOR UPDATE
@@ -253,7 +240,7 @@ def _append_in_one_statement(event, connection):
     """PostgreSQL: lock the head, link, insert and move the head in one statement (module docstring)."""
     before, after = _around_prev_hash(event)
     params = [before, after]
-    for name in _FIELDS:
+    for name in CONTENT_FIELDS:
         value = getattr(event, name)
         params.append(json.dumps(value, cls=DjangoJSONEncoder) if name in ("before", "after") else value)
     with connection.cursor() as cursor:

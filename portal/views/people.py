@@ -232,24 +232,7 @@ class _Echo:
         return value
 
 
-EXPORT_FIELDS = [
-    "id",
-    "created_at",
-    "actor_kind",
-    "actor_id",
-    "actor_label",
-    "verb",
-    "object_type",
-    "object_id",
-    "object_label",
-    "tre_slug",
-    "project_identifier",
-    "before",
-    "after",
-    "message",
-    "prev_hash",
-    "hash",
-]
+EXPORT_FIELDS = ["id", *audit.CONTENT_FIELDS, "prev_hash", "hash"]
 
 
 def _event_row(event):
