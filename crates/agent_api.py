@@ -236,7 +236,7 @@ class LeasedJobSerializer(serializers.Serializer):
     def to_representation(self, claim):
         """What the declared fields give, built directly: every claim of every agent is answered with
         it, and DRF's field-by-field walk cost more than the claim itself (tests hold the two equal)."""
-        job, lease, workflow = claim.job, claim.lease, claim.job.workflow
+        job, lease = claim.job, claim.lease
         return {
             "id": job.pk,
             "status": job.status,
@@ -255,17 +255,7 @@ class LeasedJobSerializer(serializers.Serializer):
             "heartbeat_seconds": self.get_heartbeat_seconds(claim),
             "cancel_requested": self.get_cancel_requested(claim),
             "cancel_reason": lease.cancel_reason,
-            "workflow": None
-            if workflow is None or not claim.workflow_approved
-            else {
-                "id": workflow.workflow_id,
-                "version": workflow.version,
-                "name": workflow.name,
-                "sha256": workflow.sha256,
-                "language": workflow.language,
-                "executor": workflow.executor,
-                "settings": claim.workflow_settings or {},
-            },
+            "workflow": self.get_workflow(claim),
             "crate_url": self.get_crate_url(claim),
             "workflow_url": self.get_workflow_url(claim),
             "results_url": self.get_results_url(claim),
@@ -290,17 +280,16 @@ class LeasedJobSerializer(serializers.Serializer):
         if claim.job.workflow is None or not claim.workflow_approved:
             return None
         workflow = claim.job.workflow
-        return WorkflowSerializer(
-            {
-                "workflow_id": workflow.workflow_id,
-                "version": workflow.version,
-                "name": workflow.name,
-                "sha256": workflow.sha256,
-                "language": workflow.language,
-                "executor": workflow.executor,
-                "settings": claim.workflow_settings or {},
-            }
-        ).data
+        # WorkflowSerializer's fields (it describes this in the schema), all plain text but the settings.
+        return {
+            "id": workflow.workflow_id,
+            "version": workflow.version,
+            "name": workflow.name,
+            "sha256": workflow.sha256,
+            "language": workflow.language,
+            "executor": workflow.executor,
+            "settings": claim.workflow_settings or {},
+        }
 
     def get_crate_url(self, claim) -> str:
         return self._url("api_agent_crate", claim)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, connections, transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from crates.models import Job, JobLease, Request, RequestVersion
@@ -63,7 +63,7 @@ def claim_one(agent, *, lease_seconds):
 def _fresh_lease(agent, now, lease_seconds):
     """A claim's lease fields, but for the fencing token and attempt count (each one more)."""
     return {
-        "agent_id": agent.pk,
+        "agent_id": agent.pk,  # attribute names, as the lease's columns are written
         "claimed_at": now,
         "expires_at": now + timedelta(seconds=lease_seconds),
         "heartbeat_at": now,
@@ -182,7 +182,8 @@ def _claim_in_steps(db, agent, lease_seconds):
         if not db.features.has_select_for_update_skip_locked:
             # Without row locks (SQLite) the first statement must write: that takes the database's
             # write lock before anything is read, so two claimers never read the same queued job.
-            sqlrows.update_fields(db, _with_last_seen(agent, now), ["last_seen_at"])
+            agent.last_seen_at = now
+            sqlrows.update_fields(db, agent, ["last_seen_at"])
         with prepared_cursor(db) as cursor:
             cursor.execute(_read_statement(db.alias), {"tre": agent.tre_id, "approved": Decision.APPROVED})
             row = cursor.fetchone()
@@ -204,11 +205,6 @@ def _claim_in_steps(db, agent, lease_seconds):
         return Claim(lease, found.job, found.workflow_approved, found.workflow_settings)
 
 
-def _with_last_seen(agent, now):
-    agent.last_seen_at = now
-    return agent
-
-
 # --- PostgreSQL: one statement ------------------------------------------------------------------
 
 # The values of the claim's audit event that only the database knows, each written in the
@@ -223,9 +219,8 @@ _SLOTS = {
 }
 
 
-def _event(agent, now, placeholders):
+def _event(actor, tre_slug, now, placeholders):
     """The claim's audit event as Python would write it, with `placeholders` for the slots."""
-    actor = audit.Actor.of(agent)
     return audit.AuditEvent(
         created_at=now,
         actor_kind=actor.kind,
@@ -235,7 +230,7 @@ def _event(agent, now, placeholders):
         object_type=Job._meta.label_lower,
         object_id=placeholders["object_id"],
         object_label=placeholders["object_label"],
-        tre_slug=agent.tre.slug,
+        tre_slug=tre_slug,
         project_identifier=placeholders["project_identifier"],
         before={"status": S.QUEUED},
         after={
@@ -248,33 +243,11 @@ def _event(agent, now, placeholders):
     )
 
 
-def _canonical_pieces(event, placeholders):
-    """The event's canonical form cut around each placeholder (quoted, as JSON strings are):
-    (the pieces between them, the slot names in the order they come)."""
-    canonical = event.canonical()
-    found = sorted((canonical.index(f'"{mark}"'), name) for name, mark in placeholders.items())
-    pieces, start = [], 0
-    for position, name in found:
-        pieces.append(canonical[start:position])
-        start = position + len(placeholders[name]) + 2
-    pieces.append(canonical[start:])
-    if any(mark in piece for piece in pieces for mark in placeholders.values()):
-        raise RuntimeError("A placeholder of the claim's audit event appears twice in its canonical form.")
-    return pieces, [name for _, name in found]
-
-
 @functools.cache
 def _slot_order():
     """The order of the slots in the canonical form: fixed by its sorted keys."""
     placeholders = {name: secrets.token_hex(16) for name in _SLOTS}
-
-    class Nobody:
-        pk, name, tre = 0, "", TRE(slug="")
-
-        def audit_actor(self):
-            return audit.Actor(audit.AuditEvent.ActorKind.AGENT, "", "")
-
-    return _canonical_pieces(_event(Nobody(), timezone.now(), placeholders), placeholders)[1]
+    return audit.canonical_pieces(_event(audit.SYSTEM, "", timezone.now(), placeholders), placeholders)[1]
 
 
 @functools.cache
@@ -346,7 +319,7 @@ def _one_statement(alias):
 
 _JOB_FIELDS = ("id", "request", "version", "tre", "workflow", "status", "status_changed_at")
 _FRESH_FIELDS = (
-    "agent",
+    "agent_id",
     "claimed_at",
     "expires_at",
     "heartbeat_at",
@@ -372,29 +345,23 @@ _EVENT_FROM_PYTHON = tuple(name for name in audit.CONTENT_FIELDS if name not in 
 def _claim_in_one_statement(db, agent, lease_seconds):
     now = timezone.now()
     placeholders = {name: secrets.token_hex(16) for name in _SLOTS}
-    event = _event(agent, now, placeholders)
-    pieces, order = _canonical_pieces(event, placeholders)
+    event = _event(audit.Actor.of(agent), agent.tre.slug, now, placeholders)
+    pieces, order = audit.canonical_pieces(event, placeholders)
     if order != _slot_order():
         raise RuntimeError("The claim's audit event has changed shape; its statement no longer fits it.")
-    fresh = _fresh_lease(agent, now, lease_seconds)
     params = {
         "tre": agent.tre_id,
         "approved": Decision.APPROVED,
         "now": now,
-        **{name: fresh[f"{name}_id" if name == "agent" else name] for name in _FRESH_FIELDS},
+        **_fresh_lease(agent, now, lease_seconds),
         **{f"piece{n}": piece for n, piece in enumerate(pieces)},
         **{name: getattr(event, name) for name in _EVENT_FROM_PYTHON},
         "before": json.dumps(event.before),
     }
+    # The chain's head exists: the job was queued by audited transitions. (Were it missing, the event's
+    # hash would be NULL and the whole statement refused, writing nothing.)
     with prepared_cursor(db) as cursor:
-        try:
-            cursor.execute(_one_statement(db.alias), params)
-        except IntegrityError:
-            if db.in_atomic_block or audit.AuditChainHead.objects.using(db.alias).exists():
-                raise
-            # A new database has no chain head yet: the statement wrote nothing; make it and claim again.
-            audit.AuditChainHead.objects.using(db.alias).get_or_create(singleton=1)
-            cursor.execute(_one_statement(db.alias), params)
+        cursor.execute(_one_statement(db.alias), params)
         row = cursor.fetchone()
     if row is None:
         return None

@@ -8,7 +8,7 @@ hash and the row count, so deleting the newest rows is caught too.
 
 On PostgreSQL an append is one statement: it locks the head, links the event to the hash before it
 and inserts it, so the head is held only for that statement and its commit, never while Python runs.
-Python prepares the event's canonical JSON on both sides of its previous hash (`_around_prev_hash`)
+Python prepares the event's canonical JSON on both sides of its previous hash (`canonical_pieces`)
 and PostgreSQL hashes the three pieces together: the same SHA-256 `compute_hash` gives.
 """
 
@@ -201,17 +201,22 @@ def _append(event, connection):
         head.save(using=connection.alias, update_fields=["last_hash", "count"])
 
 
-_PREV_HASH_KEY = '"prev_hash":"'
+def canonical_pieces(event, placeholders):
+    """The event's canonical form cut around values not known yet.
 
-
-def _around_prev_hash(event):
-    """The event's canonical JSON before and after its previous hash, whatever that hash will be."""
-    placeholder = secrets.token_hex(32)  # 64 hex digits, like a hash, and in no other field
-    event.prev_hash = placeholder
-    before, found, after = event.canonical().partition(_PREV_HASH_KEY + placeholder)
-    if not found or placeholder in after:
-        raise RuntimeError("The audit event's canonical form has no single previous-hash field.")
-    return before + _PREV_HASH_KEY, after
+    `placeholders` maps names to unique strings set in the event where those values go; returns (the
+    pieces between the quoted placeholders, the names in the order they come), so that whoever knows
+    the values (the database) can complete the form and hash it."""
+    canonical = event.canonical()
+    found = sorted((canonical.index(f'"{mark}"'), name) for name, mark in placeholders.items())
+    pieces, start = [], 0
+    for position, name in found:
+        pieces.append(canonical[start:position])
+        start = position + len(placeholders[name]) + 2
+    pieces.append(canonical[start:])
+    if any(mark in piece for piece in pieces for mark in placeholders.values()):
+        raise RuntimeError("A placeholder of the audit event appears twice in its canonical form.")
+    return pieces, [name for _, name in found]
 
 
 def _append_statement(connection):
@@ -224,7 +229,7 @@ def _append_statement(connection):
             SELECT last_hash, count FROM {head} WHERE singleton = 1 FOR UPDATE
         ), link AS (
             UPDATE {head} AS head
-            SET last_hash = encode(sha256(convert_to(%s || previous.last_hash || %s, 'UTF8')), 'hex'),
+            SET last_hash = encode(sha256(convert_to(%s || '"' || previous.last_hash || '"' || %s, 'UTF8')), 'hex'),
                 count = previous.count + 1
             FROM previous
             WHERE head.singleton = 1
@@ -238,7 +243,8 @@ def _append_statement(connection):
 
 def _append_in_one_statement(event, connection):
     """PostgreSQL: lock the head, link, insert and move the head in one statement (module docstring)."""
-    before, after = _around_prev_hash(event)
+    event.prev_hash = secrets.token_hex(32)
+    (before, after), _ = canonical_pieces(event, {"prev_hash": event.prev_hash})
     params = [before, after]
     for name in CONTENT_FIELDS:
         value = getattr(event, name)

@@ -701,7 +701,7 @@ def test_the_claim_answer_is_what_its_declared_fields_give(
     from rest_framework import serializers
     from rest_framework.request import Request
 
-    from crates.agent_api import LeasedJobSerializer
+    from crates.agent_api import LeasedJobSerializer, WorkflowSerializer
 
     agent_row, _ = agent
     request = Request(rf.post("/", secure=True))
@@ -721,3 +721,5 @@ def test_the_claim_answer_is_what_its_declared_fields_give(
         walked = serializers.Serializer.to_representation(serializer, claim)
         assert list(fast) == list(walked)
         assert fast == dict(walked)
+        if fast["workflow"] is not None:  # the workflow is what the schema's WorkflowSerializer names
+            assert list(fast["workflow"]) == list(WorkflowSerializer().fields)

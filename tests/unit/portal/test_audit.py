@@ -173,10 +173,13 @@ def test_the_canonical_form_splits_around_any_previous_hash():
         object_type="thing",
         message='a message quoting "prev_hash":"' + "0" * 64 + '"',
     )
-    before, after = audit._around_prev_hash(event)
+    event.prev_hash = "a" * 64
+    (before, after), names = audit.canonical_pieces(event, {"prev_hash": event.prev_hash})
+    assert names == ["prev_hash"]
     for prev in (audit.GENESIS_HASH, "f" * 64, "0123456789abcdef" * 4):
         event.prev_hash = prev
-        assert audit.hashlib.sha256((before + prev + after).encode()).hexdigest() == event.compute_hash()
+        completed = f'{before}"{prev}"{after}'
+        assert audit.hashlib.sha256(completed.encode()).hexdigest() == event.compute_hash()
 
 
 def test_an_append_inside_a_transaction_is_one_statement_on_postgresql(django_assert_num_queries):

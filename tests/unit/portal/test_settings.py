@@ -17,6 +17,24 @@ def _clean_env():
     return {**{k: v for k, v in os.environ.items() if not k.startswith(prefixes)}, "PORTAL_ENV_FILE": ""}
 
 
+def _python(code, tmp_path, **env):
+    """Run Python code with the portal's settings (debug, data in tmp_path) in a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={
+            **_clean_env(),
+            "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "DJANGO_DEBUG": "1",
+            "PORTAL_DATA_DIR": str(tmp_path),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def _manage(*args, env):
     clean = _clean_env()
     return subprocess.run(
@@ -90,21 +108,7 @@ def test_database_and_broker_follow_the_environment(tmp_path, env, engine, broke
         "print('redis' if 'redis' in s.Q_CLUSTER else 'orm');"
         "print(s.STORAGES['default']['BACKEND'])"
     )
-    clean = _clean_env()
-    result = subprocess.run(
-        [sys.executable, "-c", f"import django;django.setup();{code}"],
-        cwd=ROOT,
-        env={
-            **clean,
-            "DJANGO_SETTINGS_MODULE": "portal.settings",
-            "DJANGO_DEBUG": "1",
-            "PORTAL_DATA_DIR": str(tmp_path),
-            **env,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _python(f"import django;django.setup();{code}", tmp_path, **env)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.split()
     assert lines[:2] == [engine, broker]
@@ -166,20 +170,7 @@ def test_agent_dispatch_settings_follow_the_environment(tmp_path):
 
 def _read_settings(tmp_path, expression, **env):
     script = f"import django;django.setup();from django.conf import settings as s;print({expression})"
-    return subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env={
-            **_clean_env(),
-            "DJANGO_SETTINGS_MODULE": "portal.settings",
-            "DJANGO_DEBUG": "1",
-            "PORTAL_DATA_DIR": str(tmp_path),
-            **env,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return _python(script, tmp_path, **env)
 
 
 @pytest.mark.parametrize(
@@ -255,18 +246,6 @@ with connection.cursor() as cursor:
     cursor.execute("SELECT n FROM counter")
     print(cursor.fetchone()[0], errors)
 """
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env={
-            **_clean_env(),
-            "DJANGO_SETTINGS_MODULE": "portal.settings",
-            "DJANGO_DEBUG": "1",
-            "PORTAL_DATA_DIR": str(tmp_path),
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _python(script, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "2 []"
