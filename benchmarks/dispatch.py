@@ -177,9 +177,24 @@ def _hammer(port, tokens, path, start_at, seconds, results):
         thread.join()
 
 
+@dataclass(frozen=True)
+class Load:
+    per_second: float  # answers per second
+    cpu_ms: float  # the machine's busy CPU time per answer: clients, gunicorn and PostgreSQL together
+    ids: list  # the jobs claimed
+    errors: int
+
+
+def busy_seconds():
+    """CPU time the whole machine has spent working (not idle or waiting for I/O) since boot."""
+    import psutil
+
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
 def load(port, tokens, path, seconds, processes, start_delay=1.5):
-    """Run the agents spread over `processes` processes, all starting `start_delay` seconds from now;
-    return (answers/second, claimed ids, errors)."""
+    """Run the agents spread over `processes` processes, all starting `start_delay` seconds from now."""
     results = multiprocessing.Queue()
     start_at = time.time() + start_delay
     groups = [tokens[i::processes] for i in range(processes)]
@@ -189,13 +204,20 @@ def load(port, tokens, path, seconds, processes, start_delay=1.5):
     ]
     for worker in workers:
         worker.start()
+    time.sleep(max(0.0, start_at - time.time()))
+    busy = busy_seconds()
     outcomes = [results.get() for _ in tokens]
+    busy = busy_seconds() - busy
     for worker in workers:
         worker.join()
     answered = sum(done for done, _, _, _ in outcomes)
     elapsed = max(end for _, _, _, end in outcomes) - start_at
-    ids = [job for _, claimed, _, _ in outcomes for job in claimed]
-    return answered / elapsed, ids, sum(errors for _, _, errors, _ in outcomes)
+    return Load(
+        per_second=answered / elapsed,
+        cpu_ms=busy * 1000 / max(answered, 1),
+        ids=[job for _, claimed, _, _ in outcomes for job in claimed],
+        errors=sum(errors for _, _, errors, _ in outcomes),
+    )
 
 
 class Waits:
@@ -402,7 +424,7 @@ def latency(port, tokens, rounds, fixture, settle=2.0, long_poll=5):
 
 def costs(token, fixture, count=100):
     """One request at a time, in this process: wall time, Python CPU and the PostgreSQL backend's CPU
-    per request, for a claim and for the constant endpoint (milliseconds)."""
+    per request (milliseconds), for a claim, the constant endpoint and the authenticated one."""
     import psutil
     from django.db import connection
     from django.test import Client
@@ -424,7 +446,12 @@ def costs(token, fixture, count=100):
             for value in (time.perf_counter() - wall, time.process_time() - python, database)
         )
 
-    return measure(CLAIM, {"HTTP_AUTHORIZATION": f"Bearer {token}"}), measure(CONSTANT, {})
+    agent = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    return {
+        "claim": measure(CLAIM, agent),
+        "constant": measure(CONSTANT, {}),
+        "agent_constant": measure(AGENT_CONSTANT, agent),
+    }
 
 
 # --- Orchestration -------------------------------------------------------------------------------
@@ -512,18 +539,13 @@ def measure(quick: bool = False, database_url: str = "") -> dict[str, Any]:
         progress("dispatch", "warming up")
         load(port, tokens, CONSTANT, plan.warm_up, plan.processes, plan.start_delay)
         progress("dispatch", f"constant endpoint, {plan.seconds:g} s")
-        constant, _, errors_constant = load(
-            port, tokens, CONSTANT, plan.seconds, plan.processes, plan.start_delay
-        )
+        constant = load(port, tokens, CONSTANT, plan.seconds, plan.processes, plan.start_delay)
         progress("dispatch", f"constant endpoint behind agent authentication, {plan.seconds:g} s")
-        agent_constant, _, errors_agent_constant = load(
-            port, tokens, AGENT_CONSTANT, plan.seconds, plan.processes, plan.start_delay
-        )
+        agent_constant = load(port, tokens, AGENT_CONSTANT, plan.seconds, plan.processes, plan.start_delay)
         progress("dispatch", f"claims, {plan.seconds:g} s")
         with Waits(url) as waits:
-            claims, ids, errors_claims = load(
-                port, tokens, CLAIM, plan.seconds, plan.processes, plan.start_delay
-            )
+            claims = load(port, tokens, CLAIM, plan.seconds, plan.processes, plan.start_delay)
+        ids = claims.ids
         problems = check_no_double_claims(ids)
         from crates.models import Job
 
@@ -538,20 +560,26 @@ def measure(quick: bool = False, database_url: str = "") -> dict[str, Any]:
             plan.long_poll,
         )
         progress("dispatch", "cost of one request")
-        claim_cost, constant_cost = costs(tokens[0], (tre, workflow, project, researcher), plan.costs)
+        cost = costs(tokens[0], (tre, workflow, project, researcher), plan.costs)
         return {
             "quick": quick,
             "plan": plan.__dict__,
             "postgres": postgres,
-            "claims_per_second": claims,
-            "constant_per_second": constant,
-            "agent_constant_per_second": agent_constant,
+            "cores": os.cpu_count(),
+            "claims_per_second": claims.per_second,
+            "constant_per_second": constant.per_second,
+            "agent_constant_per_second": agent_constant.per_second,
+            "cpu_ms": {
+                "claim": claims.cpu_ms,
+                "constant": constant.cpu_ms,
+                "agent_constant": agent_constant.cpu_ms,
+            },
             "claims": len(ids),
             "queue_ran_dry": len(ids) >= plan.jobs,
             "problems": problems,
-            "errors": errors_constant + errors_agent_constant + errors_claims,
+            "errors": constant.errors + agent_constant.errors + claims.errors,
             "delays": delays,
-            "cost": {"claim": list(claim_cost), "constant": list(constant_cost)},
+            "cost": {name: list(values) for name, values in cost.items()},
             "waits": waits.shares(),
         }
     finally:
@@ -604,10 +632,34 @@ def goals(result: dict[str, Any]) -> list[Goal]:
     ]
 
 
+def budget(result: dict[str, Any]) -> dict[str, float]:
+    """What the throughput goal leaves a claim, in milliseconds of the machine's CPU per claim.
+
+    allowed: what a claim may cost for the goal to be met, were the claims to keep every core busy.
+    floor: what any claim costs here before its own Python runs: a constant answer under the same load
+    (clients, gunicorn, Django) plus the PostgreSQL CPU of the claim's statement, measured on its own.
+    left: what remains for the claim's Python (the token check, the claim, the answer), against
+    token_check, what the token check alone adds to a constant answer under load.
+    """
+    cpu, cost = result["cpu_ms"], result["cost"]
+    allowed = result["cores"] * 1000 / (THROUGHPUT_GOAL * result["constant_per_second"])
+    statement = max(cost["claim"][2] - cost["agent_constant"][2], 0.0)
+    floor = cpu["constant"] + statement
+    return {
+        "allowed": allowed,
+        "statement": statement,
+        "floor": floor,
+        "left": allowed - floor,
+        "token_check": cpu["agent_constant"] - cpu["constant"],
+    }
+
+
 def render(result: dict[str, Any]) -> str:
     plan = result["plan"]
     median, p90, worst = _latency(result)
-    claim, constant = result["cost"]["claim"], result["cost"]["constant"]
+    cost, cpu = result["cost"], result["cpu_ms"]
+    claim, constant, agent_constant = cost["claim"], cost["constant"], cost["agent_constant"]
+    room = budget(result)
     lines = []
     if result["quick"]:
         lines += [
@@ -633,8 +685,18 @@ def render(result: dict[str, Any]) -> str:
         "PostgreSQL CPU |",
         f"| one constant answer, on its own | {constant[0]:.1f} ms: {constant[1]:.1f} ms Python CPU, "
         f"{constant[2]:.1f} ms PostgreSQL CPU |",
+        f"| one authenticated constant answer, on its own | {agent_constant[0]:.1f} ms: "
+        f"{agent_constant[1]:.1f} ms Python CPU, {agent_constant[2]:.2f} ms PostgreSQL CPU |",
         f"| CPU cost of a claim against a constant answer (Python + PostgreSQL) "
         f"| {ratio((claim[1] + claim[2]) / max(constant[1] + constant[2], 1e-9))} |",
+        f"| the machine's CPU per answer under load (clients, gunicorn, PostgreSQL): constant, "
+        f"authenticated constant, claim | {cpu['constant']:.2f} ms, {cpu['agent_constant']:.2f} ms, "
+        f"{cpu['claim']:.2f} ms |",
+        f"| CPU a claim may cost for the goal, on {result['cores']} cores | at most {room['allowed']:.2f} ms |",
+        f"| of which a constant answer under load and the claim statement's PostgreSQL CPU | "
+        f"{room['floor']:.2f} ms ({cpu['constant']:.2f} + {room['statement']:.2f}) |",
+        f"| left for the claim's Python (the token check, the claim, the answer) | {room['left']:.2f} ms; "
+        f"the token check alone adds {room['token_check']:.2f} ms under load |",
         "",
         "How it is measured: the server is gunicorn with "
         f"{plan['workers']} gthread workers of {plan['threads']} threads and persistent connections to "
@@ -655,7 +717,11 @@ def render(result: dict[str, Any]) -> str:
         "",
         f"The cost of one request on its own is the mean of {plan['costs']} requests made one at a time in "
         "the benchmark's process through Django's test client (the same middleware and views, no HTTP), "
-        "with the process's CPU time and that of its PostgreSQL backend. Where the claims' database "
+        "with the process's CPU time and that of its PostgreSQL backend. The machine's CPU per answer is "
+        "the CPU time all its cores spent working during a run (from the operating system's counters) "
+        "divided by the answers. The goal leaves a claim the machine's cores for twice the time of a "
+        "constant answer; a claim does everything a constant answer does (the same clients, server and "
+        "middleware), runs its statement in PostgreSQL, and has its own Python work on top. Where the claims' database "
         "sessions were, sampled every 5 ms during the throughput run: "
         + "; ".join(f"{share:.0%} {what}" for what, share in result["waits"].items())
         + ".",
