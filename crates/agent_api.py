@@ -210,7 +210,7 @@ _DATETIME = serializers.DateTimeField()
 
 
 class LeasedJobSerializer(serializers.Serializer):
-    """A job leased to the agent, with everything needed to run it (serializes a dispatch.Claim)."""
+    """A job leased to the agent, with everything needed to run it (serializes a claiming.Claim)."""
 
     id = serializers.IntegerField(source="job.pk")
     status = serializers.CharField(source="job.status")

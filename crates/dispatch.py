@@ -38,7 +38,6 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from crates import claiming
-from crates.claiming import Claim  # noqa: F401  (part of this module's interface)
 from crates.fivesafes.bag import verify_bag
 from crates.fivesafes.errors import CrateRefused
 from crates.fivesafes.loader import load_metadata
@@ -747,7 +746,9 @@ def reconcile(agent):
         )
     )
     return [
-        Claim(lease, lease.job, lease.job.workflow_id in approved, approved.get(lease.job.workflow_id) or {})
+        claiming.Claim(
+            lease, lease.job, lease.job.workflow_id in approved, approved.get(lease.job.workflow_id) or {}
+        )
         for lease in leases
     ]
 

@@ -12,6 +12,7 @@ Python prepares the event's canonical JSON on both sides of its previous hash (`
 and PostgreSQL hashes the three pieces together: the same SHA-256 `compute_hash` gives.
 """
 
+import functools
 import hashlib
 import json
 import secrets
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, models, router, transaction
 from django.utils import timezone
+
+from portal import sqlrows
 
 GENESIS_HASH = "0" * 64
 # What an event says, in the order of its columns; its hash covers these and the previous hash.
@@ -219,7 +222,9 @@ def canonical_pieces(event, placeholders):
     return pieces, [name for _, name in found]
 
 
-def _append_statement(connection):
+@functools.cache
+def _append_statement(alias):
+    connection = connections[alias]
     quote = connection.ops.quote_name
     head, events = quote(AuditChainHead._meta.db_table), quote(AuditEvent._meta.db_table)
     columns = [quote(AuditEvent._meta.get_field(name).column) for name in CONTENT_FIELDS]
@@ -249,13 +254,13 @@ def _append_in_one_statement(event, connection):
     for name in CONTENT_FIELDS:
         value = getattr(event, name)
         params.append(json.dumps(value, cls=DjangoJSONEncoder) if name in ("before", "after") else value)
-    with connection.cursor() as cursor:
-        cursor.execute(_append_statement(connection), params)
+    with sqlrows.prepared_cursor(connection) as cursor:
+        cursor.execute(_append_statement(connection.alias), params)
         row = cursor.fetchone()
         if row is None:  # a new database: the head row is made once, then the append runs again
             with transaction.atomic(using=connection.alias):
                 AuditChainHead.objects.using(connection.alias).get_or_create(singleton=1)
-            cursor.execute(_append_statement(connection), params)
+            cursor.execute(_append_statement(connection.alias), params)
             row = cursor.fetchone()
     event.pk, event.prev_hash, event.hash = row
     event._state.adding, event._state.db = False, connection.alias

@@ -47,14 +47,14 @@ def convert(connection, field, value):
     """`value` as read by the database driver, turned into what the ORM would give for `field`."""
     if value is None:
         return None
-    expression, converters = _converters(connection.alias, connection.vendor, field)
+    expression, converters = _converters(connection.alias, field)
     for converter in converters:
         value = converter(value, expression, connection)
     return value
 
 
 @cache
-def _converters(alias, vendor, field):
+def _converters(alias, field):
     from django.db import connections
 
     connection = connections[alias]
