@@ -210,7 +210,9 @@ _DATETIME = serializers.DateTimeField()
 
 
 class LeasedJobSerializer(serializers.Serializer):
-    """A job leased to the agent, with everything needed to run it (serializes a claiming.Claim)."""
+    """A job leased to the agent, with everything needed to run it."""
+
+    # It serializes a crates.claiming.Claim.
 
     id = serializers.IntegerField(source="job.pk")
     status = serializers.CharField(source="job.status")
