@@ -47,6 +47,8 @@ class DemoWorkflow:
     language: str
     executor: str
     description: str
+    # Declared inputs as JSON; empty: read from the CWL workflow when it is registered.
+    inputs: str = ""
 
 
 AGE_SEX = DemoWorkflow(
@@ -68,6 +70,16 @@ COHORT_COUNT = DemoWorkflow(
     executor=ApprovedWorkflow.Executor.SQL_AGGREGATE,
     description="The agent's built-in safe count: a structured cohort query (input 'query', JSON) becomes "
     "one count of distinct persons, suppressed below the TRE's threshold and rounded.",
+    inputs=json.dumps(
+        [
+            {
+                "name": "query",
+                "type": "string",
+                "required": True,
+                "description": "The cohort query, as JSON (an RQuest 'cohort' object).",
+            }
+        ]
+    ),
 )
 WORKFLOWS = (AGE_SEX, COHORT_COUNT)
 
@@ -178,6 +190,7 @@ def _register(workflow, packed, tres, *, by):
                 "language": workflow.language,
                 "executor": workflow.executor,
                 "description": workflow.description,
+                "declared_inputs": workflow.inputs,
             },
             {
                 "crate": SimpleUploadedFile(
