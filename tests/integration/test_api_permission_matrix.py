@@ -47,6 +47,7 @@ EXPECTED = {
     ("GET", "/api/v1/projects/{project}/"): MEMBERS | {"olivia", "audrey"},
     ("GET", "/api/v1/requests/"): PEOPLE,
     ("POST", "/api/v1/requests/"): {"alice", "bob"},
+    ("POST", "/api/v1/requests/build/"): {"alice", "bob"},
     ("GET", "/api/v1/requests/{request}/"): CAN_SEE_JOB,
     ("POST", "/api/v1/requests/{request}/versions/"): MEMBERS,
     ("GET", "/api/v1/reviews/"): PEOPLE,
