@@ -153,6 +153,11 @@ def request_edit(request, pk):
     """Edit and resubmit: the builder, filled from the last version; the new crate is the next version."""
     req = _get_request(request.user, pk)
     crate_permissions.check_resubmit(request.user, req)
+    latest = req.latest_version
+    asked = req.jobs.filter(status=Job.Status.CHANGES_REQUESTED).exists()
+    if latest is None or not latest.is_final or (latest.status == RequestVersion.Status.VALID and not asked):
+        messages.error(request, "No TRE has asked for changes, so there is nothing to resubmit.")
+        return redirect(req)
     base = versions.base_version(req)
     if base is None:
         messages.error(

@@ -160,3 +160,12 @@ def test_a_step_whose_inputs_changed_is_decided_again_and_the_page_says_why(
 def test_only_members_edit_and_only_after_changes_were_asked_for(client, bob, olivia, first_version):
     client.force_login(olivia)
     assert client.get(reverse("request_edit", args=[first_version.request.pk])).status_code == 403
+
+
+def test_the_builder_does_not_open_while_no_tre_asks_for_changes(client, alice, new_job):
+    job = new_job()
+    client.force_login(alice)
+    response = client.get(reverse("request_edit", args=[job.request_id]))
+    assert response.status_code == 302 and response.url == job.request.get_absolute_url()
+    page = client.get(response.url).content.decode()
+    assert "No TRE has asked for changes, so there is nothing to resubmit." in page
