@@ -6,6 +6,7 @@ as a terminal's Ctrl-C does, and watches every process it had started.
 """
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -63,16 +64,29 @@ def seeded_demo(tmp_path):
     env = _demo_env(tmp_path, port)
     python = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv").exists() else sys.executable
     for command in (["migrate", "--no-input", "-v", "0"], ["seed_demo"]):
-        subprocess.run(  # noqa: S603 (our own manage.py)
+        seeded = subprocess.run(  # noqa: S603 (our own manage.py)
             [python, "manage.py", *command], cwd=REPO, env=env, check=True, capture_output=True, timeout=300
         )
-    return env, port
+    return env, port, seeded.stdout.decode()
+
+
+def test_the_totp_hint_works_as_printed(seeded_demo):
+    env, _, printed = seeded_demo
+    hint = re.search(r"print the current code with: (.+)$", printed, re.MULTILINE)
+    assert hint, printed
+    command = hint.group(1).split()
+    assert command[0] == ".venv/bin/python"  # not whichever python is on the PATH
+    if not (REPO / ".venv").exists():
+        command[0] = sys.executable
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, timeout=60)  # noqa: S603
+    assert result.returncode == 0, result.stderr.decode()
+    assert re.fullmatch(r"\d{6}\s*", result.stdout.decode()), result.stdout
 
 
 def test_ctrl_c_stops_every_process_the_demo_started_within_ten_seconds_without_tracebacks(
     seeded_demo, tmp_path
 ):
-    env, port = seeded_demo
+    env, port, _ = seeded_demo
     log = tmp_path / "demo.log"
     with log.open("wb") as out:
         launcher = subprocess.Popen(  # noqa: S603
