@@ -26,15 +26,18 @@ TYPES = {
     "string": "text",
     "int": "whole number",
     "float": "number",
-    "boolean": "yes or no",
+    "boolean": "true or false",
     "File": "file",
 }
+# What a value must be, in a sentence ("min_age must be a whole number").
+_MUST = {"string": "text", "int": "a whole number", "float": "a number", "boolean": "true or false"}
 # CWL types that mean one of ours.
 _CWL_TYPES = {"string": "string", "int": "int", "long": "int", "float": "float", "double": "float"}
 _CWL_TYPES |= {"boolean": "boolean", "File": "File"}
 # Inputs the TRE's agent binds itself (agent.executors.cwl: the dataset input).
 TRE_PROVIDED = {"dataset"}
-_TRUE, _FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off", ""}
+# As the agent reads them (agent.executors.cwl): only true and false.
+_TRUE, _FALSE = {"true"}, {"false"}
 _MAX_CWL_BYTES = 1024 * 1024
 
 
@@ -214,7 +217,7 @@ def _convert(entry, value):
         else:
             converted = value if isinstance(value, str) else text
     except (ValueError, TypeError):
-        raise ValidationError({name: f"{name} must be a {TYPES[kind]}; {text[:60]!r} is not."}) from None
+        raise ValidationError({name: f"{name} must be {_MUST[kind]}; {text[:60]!r} is not."}) from None
     allowed = entry.get("allowed") or []
     if allowed and converted not in allowed and str(converted) not in [str(a) for a in allowed]:
         raise ValidationError(
@@ -247,7 +250,7 @@ def check(declared, values, files=(), *, workflow_name="The workflow"):
                 errors[name] = f"{name} is required: attach the file."
             continue
         if given_file:
-            errors[name] = f"{name} is a {TYPES[entry['type']]}, not a file."
+            errors[name] = f"{name} is {_MUST[entry['type']]}, not a file."
             continue
         if not given:
             if entry["required"] and entry.get("default") is None:
