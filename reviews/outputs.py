@@ -23,6 +23,7 @@ from crates.fivesafes import writeback
 from crates.fivesafes.safezip import extract_bag
 from crates.models import Job, ResultUpload
 from crates.services import crate_limits, portal_agent
+from crates.transitions import transition
 from portal import audit, permissions
 from portal.models import DataAccessAgreement
 from portal.public import invalidate_public_pages
@@ -30,7 +31,6 @@ from reviews import notifications
 from reviews.models import OutputFile, OutputVote, Publication, PublicOutput
 from reviews.permissions import check_act_as_researcher, check_check_outputs, check_publish_output
 from reviews.sdc import DisclosurePolicy, check_paths
-from reviews.transitions import transition
 
 S = Job.Status
 Vote = OutputVote.Decision
