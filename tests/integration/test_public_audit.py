@@ -9,8 +9,10 @@ from django.urls import reverse
 from django.utils import timezone
 from lxml import html
 
-from portal import audit, public, transparency_tasks
+from portal import audit
 from portal.audit import AuditChainHead, AuditEvent
+from transparency import public
+from transparency import tasks as transparency_tasks
 
 pytestmark = pytest.mark.django_db
 

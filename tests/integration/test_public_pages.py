@@ -12,10 +12,11 @@ from django.urls import reverse
 from django.utils import timezone
 from lxml import html
 
-from portal import audit, dur, public, services
+from portal import audit, services
 from portal.forms import ProjectForm
 from portal.models import Organisation
 from tests import factories
+from transparency import dur, public
 
 pytestmark = pytest.mark.django_db
 

@@ -14,11 +14,12 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from portal import public, services
+from portal import services
 from portal.models import Dataset, Membership, Organisation, ProjectApproval
 from reviews import services as review_services
 from reviews.models import Message, Step
 from tests import factories
+from transparency import public
 
 pytestmark = pytest.mark.django_db
 
@@ -259,6 +260,6 @@ def test_projects_not_approved_are_not_found(client, everything):
 
 
 def public_dur_json():
-    from portal import dur
+    from transparency import dur
 
     return dur.export("json")[0]

@@ -7,11 +7,12 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from lxml import html
 
-from portal import permissions, public, roles, services
+from portal import permissions, roles, services
 from portal.audit import AuditEvent
 from portal.public_models import PublicQuestion
 from reviews.models import Notification
 from tests import factories
+from transparency import public
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,8 @@ from django.utils import timezone
 from lxml import html
 
 from crates.models import Job, Request
-from portal import public
 from reviews.models import StepDecision
+from transparency import public
 
 pytestmark = pytest.mark.django_db
 

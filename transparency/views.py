@@ -1,6 +1,6 @@
 """The public transparency pages: no sign-in, no script needed, cached for everyone.
 
-Each view asks `portal.public` (or `portal.dur`) for public records and renders them; none of them
+Each view asks `transparency.public` (or `transparency.dur`) for public records and renders them; none of them
 touches a model instance directly. Pages are cached under a prefix that `public.invalidate_public_pages`
 changes, so moderated answers and new digests show at once and registry changes within the TTL.
 """
@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.views.decorators.cache import cache_page
 from django.views.decorators.http import require_GET, require_http_methods, require_safe
 
-from portal import dur, public
+from transparency import dur, public
 
 
 def public_page(view):

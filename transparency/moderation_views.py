@@ -9,9 +9,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from portal import permissions, public
+from portal import permissions
 from portal.public_models import PublicQuestion
 from portal.views.helpers import domain_errors_as_messages, paginate
+from transparency import public
 
 
 def officer_with_mfa(view):

@@ -28,12 +28,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crates.models import Job, Request
-from portal import audit, charts, permissions
+from portal import audit, permissions
 from portal.audit import AuditChainHead, AuditEvent
 from portal.models import TRE, DataAccessAgreement, Dataset, Decision, Project, ProjectApproval
 from portal.public_models import PublicQuestion
 from portal.services import ServiceError
 from reviews.models import Outcome, PublicOutput, Step, StepDecision
+from reviews.notifications import Kind, notify
+from transparency import charts
 
 log = logging.getLogger(__name__)
 
@@ -886,16 +888,19 @@ class ModerationForm(forms.Form):
 
 
 def _officers_to_tell(project):
-    from reviews.notifications import officers_of
 
     tres = TRE.objects.filter(project_approvals__project=project, project_approvals__status=Decision.APPROVED)
-    return [o for tre in tres for o in officers_of(tre) if not permissions.is_project_member(o, project)]
+    return [
+        o
+        for tre in tres
+        for o in permissions.officers_of(tre)
+        if not permissions.is_project_member(o, project)
+    ]
 
 
 @transaction.atomic
 def submit_question(project, *, question, name="", email=""):
     """Store a question for moderation and tell the officers who may moderate it."""
-    from reviews.notifications import Kind, notify
 
     entry = PublicQuestion.objects.create(
         project=project, question=question.strip(), name=name.strip(), email=email.strip()

@@ -2,7 +2,7 @@
 
 import logging
 
-from portal import public
+from transparency import public
 
 log = logging.getLogger(__name__)
 
