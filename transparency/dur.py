@@ -40,7 +40,7 @@ from portal.dur_lookups import (  # noqa: F401  (the register's lookups, read as
     YesNo,
     YesNoNotApplicable,
 )
-from transparency import public
+from transparency import records
 
 TEXT, DATE, LIST = "text", "date", "list"
 
@@ -188,7 +188,7 @@ def with_dur_data(queryset):
             ),
             to_attr="dur_agreements",
         ),
-        public.public_outputs_prefetch(),
+        records.public_outputs_prefetch(),
         Prefetch(
             "memberships",
             queryset=Membership.objects.filter(status=Membership.Status.ACTIVE)
@@ -206,7 +206,7 @@ def with_dur_data(queryset):
 
 def dur_projects():
     """Projects approved at one or more TREs (complete or not), loaded for `dur_entry`."""
-    return with_dur_data(public.approved_projects()).order_by("identifier")
+    return with_dur_data(records.approved_projects()).order_by("identifier")
 
 
 def _loaded(project):
@@ -325,7 +325,7 @@ def dur_entry(project):
         # Every analysis in this federation runs inside a TRE unless a project records otherwise.
         "access_type": _text(getattr(project, "access_type", "")) or AccessType.TRE,
         "privacy_enhancements": _text(getattr(project, "privacy_enhancements", "")),
-        "non_gateway_outputs": _unique([o.url for o in public.published_outputs(project)]),
+        "non_gateway_outputs": _unique([o.url for o in records.published_outputs(project)]),
     }
     return {column.field: values[column.field] for column in COLUMNS}
 

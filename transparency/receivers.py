@@ -8,7 +8,7 @@ from django.dispatch import receiver
 
 from portal import signals as portal_signals
 from reviews import signals as review_signals
-from transparency import dur, public
+from transparency import dur, page_cache
 
 
 @receiver(portal_signals.project_approved, dispatch_uid="transparency.project_approved")
@@ -19,4 +19,4 @@ def refuse_an_incomplete_register_entry(sender, project, **kwargs):
 
 @receiver(review_signals.publication_changed, dispatch_uid="transparency.publication_changed")
 def show_the_published_output(sender, **kwargs):
-    transaction.on_commit(public.invalidate_public_pages)
+    transaction.on_commit(page_cache.invalidate_public_pages)

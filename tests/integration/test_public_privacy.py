@@ -19,7 +19,7 @@ from portal.models import Dataset, Membership, Organisation, ProjectApproval
 from reviews import services as review_services
 from reviews.models import Message, Step
 from tests import factories
-from transparency import public
+from transparency import digests, questions
 
 pytestmark = pytest.mark.django_db
 
@@ -144,26 +144,26 @@ def everything(registry, new_job, alice, bob, olivia, tre_a, admin_user, django_
     new_job("rejected")
 
     with django_capture_on_commit_callbacks(execute=True):
-        public.submit_question(
+        questions.submit_question(
             project,
             question=SECRET["pending question"],
             name=SECRET["asker name"],
             email=SECRET["asker e-mail"],
         )
-        rejected = public.submit_question(
+        rejected = questions.submit_question(
             project,
             question=SECRET["rejected question"],
             name=SECRET["asker name"],
             email=SECRET["asker e-mail"],
         )
-        public.reject_question(rejected, by=olivia, reason=SECRET["rejection reason"])
-        answered = public.submit_question(
+        questions.reject_question(rejected, by=olivia, reason=SECRET["rejection reason"])
+        answered = questions.submit_question(
             project,
             question=SHOWN["published question"],
             name=SECRET["asker name"],
             email=SECRET["asker e-mail"],
         )
-        public.publish_question(answered, by=olivia, answer=SHOWN["published answer"])
+        questions.publish_question(answered, by=olivia, answer=SHOWN["published answer"])
 
     # A project that was never approved, and one whose only approval was revoked.
     factories.ProjectFactory(title=SECRET["draft project title"], lead=bob)
@@ -172,7 +172,7 @@ def everything(registry, new_job, alice, bob, olivia, tre_a, admin_user, django_
     services.decide_project(revoked.approvals.create(tre=tre_a), "approved", by=olivia)
     services.decide_project(revoked.approvals.get(), "revoked", "Ethics lapsed.", by=olivia)
 
-    public.publish_audit_digest()
+    digests.publish_audit_digest()
     project.refresh_from_db()
     return project
 
