@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from portal.api import views
 
 # The apps above the registry contribute their own API URL modules, included by name (the registry
-# never imports them; see docs/adr/0002-layers.md).
+# never imports them; see docs/adr/0005-layers.md).
 urlpatterns = [
     path("v1/agent/", include("crates.agent_urls")),  # first: the most frequent requests
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -5,7 +5,7 @@ NEW = "transparency.tasks.publish_audit_digest"
 
 
 def forwards(apps, schema_editor):
-    # The daily digest task moved with the transparency app (docs/adr/0002-layers.md).
+    # The daily digest task moved with the transparency app (docs/adr/0005-layers.md).
     apps.get_model("django_q", "Schedule").objects.filter(func=OLD).update(func=NEW)
 
 
