@@ -40,6 +40,15 @@ from portal.dur_lookups import (  # noqa: F401  (the register's lookups, read as
     YesNo,
     YesNoNotApplicable,
 )
+from portal.models import (
+    Accreditation,
+    DataAccessAgreement,
+    Dataset,
+    Decision,
+    Membership,
+    Project,
+    ProjectApproval,
+)
 from transparency import records
 
 TEXT, DATE, LIST = "text", "date", "list"
@@ -166,15 +175,6 @@ DUR_ONLY_FIELDS = (
 
 def with_dur_data(queryset):
     """`queryset` of projects with everything an entry reads, in a fixed number of queries."""
-    from portal.models import (
-        Accreditation,
-        DataAccessAgreement,
-        Dataset,
-        Decision,
-        Membership,
-        ProjectApproval,
-    )
-
     return queryset.select_related("sponsor", "lead__profile").prefetch_related(
         Prefetch(
             "approvals",
@@ -213,8 +213,6 @@ def _loaded(project):
     """`project` with its entry's data loaded (from the prefetch when it came from `with_dur_data`)."""
     if hasattr(project, "dur_approvals"):
         return project
-    from portal.models import Project
-
     loaded = with_dur_data(Project.objects.filter(pk=project.pk)).get()
     for name in DUR_ONLY_FIELDS:  # keep values set on the caller's instance
         if name in vars(project):

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal import audit, permissions
-from portal.models import TRE, Decision
+from portal.models import TRE, Decision, Membership
 from portal.public_models import PublicQuestion
 from portal.services import ServiceError
 from reviews.notifications import Kind, notify
@@ -202,8 +202,6 @@ def submit_question(project, *, question, name="", email=""):
 
 def questions_to_moderate(user):
     """Questions waiting for this officer, oldest first (none from projects they belong to)."""
-    from portal.models import Membership
-
     return (
         PublicQuestion.objects.filter(
             status=PublicQuestion.Status.PENDING, project__in=permissions.moderatable_projects(user)
