@@ -24,8 +24,8 @@ from django.utils import timezone
 
 from crates import crosscheck as crosschecks
 from crates import permissions as crate_permissions
+from crates import signals, versions
 from crates import summary as summaries
-from crates import versions
 from crates.fivesafes import writeback
 from crates.fivesafes.errors import CrateRefused
 from crates.fivesafes.loader import load_metadata
@@ -33,10 +33,9 @@ from crates.fivesafes.safezip import Limits, extract_bag
 from crates.fivesafes.validator import validate_metadata
 from crates.fivesafes.zipbag import verify_zip_bag
 from crates.models import CrateRefusal, Job, Request, RequestVersion
+from crates.transitions import transition
 from portal import audit
 from portal.models import ApprovedWorkflow, Decision, ProjectApproval
-from reviews import notifications
-from reviews.transitions import transition
 
 log = logging.getLogger(__name__)
 
@@ -403,7 +402,7 @@ def _open_jobs(version, workflow_pk):
                 tre=tre,
                 project=request.project,
             )
-            notifications.review_needed(job)
+            signals.review_needed.send(sender=Job, job=job)
         elif job.status == Job.Status.CHANGES_REQUESTED:
             previous = job.version
             Job.objects.filter(pk=job.pk).update(
@@ -414,10 +413,10 @@ def _open_jobs(version, workflow_pk):
                 job, Job.Status.AWAITING_REVIEW, by=version.created_by, extra={"version": version.number}
             )
             job.refresh_from_db()
-            versions.job_resubmitted.send(
+            signals.job_resubmitted.send(
                 sender=Job, job=job, previous_version=previous, version=version, by=version.created_by
             )
-            notifications.review_needed(job)
+            signals.review_needed.send(sender=Job, job=job)
 
 
 # --- Exporting ---------------------------------------------------------------------------

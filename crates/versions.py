@@ -11,15 +11,9 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from django.core.exceptions import ValidationError
-from django.dispatch import Signal
 
 from portal import workflow_inputs
 from portal.models import ApprovedWorkflow, Dataset
-
-# Sent when a job moves to a new version of its request after changes were requested (kwargs: job,
-# previous_version, version, by). The review layer listens: it carries over the step decisions that
-# the change did not touch.
-job_resubmitted = Signal()
 
 _MANIFEST_NAMES = ("manifest-sha512.txt", "manifest-sha256.txt")
 
