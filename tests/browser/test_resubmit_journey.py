@@ -87,6 +87,10 @@ def test_typed_inputs_and_edit_and_resubmit_with_carried_over_decisions(
     officer = open_tab(olivia)
     page = officer.page
     page.get_by_role("navigation", name="Menu").get_by_role("link", name="Workflows").click()
+    page.get_by_role("link", name="Register a workflow").click()
+    expect(page.get_by_label("Inputs (optional)")).to_be_visible()
+    officer.check("register a workflow, its inputs optional")
+    page.go_back()
     page.get_by_role("link", name=str(workflow)).click()
     officer.check("the workflow")
     page.get_by_role("link", name="Read its files").click()
@@ -146,6 +150,7 @@ def test_typed_inputs_and_edit_and_resubmit_with_carried_over_decisions(
     expect(rows.filter(has_text="Safe Data")).to_contain_text("Carried over")
     expect(rows.filter(has_text="Safe Settings")).to_contain_text("This step asked for the changes")
     officer.check("the resubmission")
+    expect(page.get_by_role("link", name="Read the workflow's files")).to_be_visible()
     page.get_by_role("button", name="Start the review").click()
     expect(page.get_by_text("Review started.")).to_be_visible()
     expect(page.get_by_role("button", name="Record decision")).to_have_count(2)
