@@ -1,5 +1,7 @@
 """Forms researchers use to submit crates: upload one, or have the portal build it."""
 
+from pathlib import Path
+
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -123,6 +125,12 @@ class BuildRequestForm(_RequestFields):
             del self.fields["inputs"]
             for entry in self.declared:
                 self.fields[f"input_{entry['name']}"] = self._typed_field(entry)
+        elif self.kept_files:
+            self.fields["inputs"].help_text += (
+                " Kept from the last version unless you add a file for the same input: "
+                + ", ".join(sorted(self.kept_files.values()))
+                + "."
+            )
 
     def _chosen_workflow(self):
         key = self.data.get("workflow") if self.is_bound else self.initial.get("workflow")
@@ -251,7 +259,9 @@ class BuildRequestForm(_RequestFields):
         if workflow is not None and self.declared is not None:
             self._clean_typed_inputs(cleaned, workflow)
         else:
-            cleaned.setdefault("kept_inputs", [])
+            # Free-form inputs: a file is the input named by its file name without suffix.
+            replaced = {Path(f.name).stem for f in cleaned.get("inputs") or []}
+            cleaned["kept_inputs"] = [name for name in self.kept_files if name not in replaced]
         return cleaned
 
 

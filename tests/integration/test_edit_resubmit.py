@@ -169,3 +169,39 @@ def test_the_builder_does_not_open_while_no_tre_asks_for_changes(client, alice, 
     assert response.status_code == 302 and response.url == job.request.get_absolute_url()
     page = client.get(response.url).content.decode()
     assert "No TRE has asked for changes, so there is nothing to resubmit." in page
+
+
+def test_a_workflow_without_declared_inputs_keeps_its_parameters_and_files(
+    client, alice, olivia, tre_a, registry, django_capture_on_commit_callbacks
+):
+    client.force_login(alice)
+    fields = {
+        "project": registry["project"].pk,
+        "tres": [tre_a.pk],
+        "title": "Free-form",
+        "workflow": registry["workflow"].pk,
+        "datasets": [registry["dataset"].pk],
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            reverse("request_build"),
+            {**fields, "parameters": "min_age=18", "inputs": [SimpleUploadedFile("codes.txt", b"E11\n")]},
+        )
+    job = Job.objects.get()
+    review_services.start_review(job, by=olivia)
+    review_services.decide_step(job, Step.SAFE_PEOPLE, "changes", "Name your co-author.", by=olivia)
+    req = job.request
+    page = client.get(reverse("request_edit", args=[req.pk])).content.decode()
+    assert "min_age=18" in page
+    assert "Kept from the last version unless you add a file for the same input: codes.txt." in page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("request_edit", args=[req.pk]),
+            {**fields, "parameters": "min_age=18", "message": "Co-author named."},
+        )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    before, after = ({i["name"]: i for i in req.versions.get(number=n).summary["inputs"]} for n in (1, 2))
+    assert after["codes"]["checksum"] == before["codes"]["checksum"]
+    assert after["min_age"]["value"] == "18"
+    plan = {s["step"]: s["carried"] for s in CarryOver.objects.get(job=job).steps}
+    assert plan == {"safe_people": False, "safe_project": False, "safe_data": False, "safe_settings": False}
