@@ -24,6 +24,7 @@ from portal.models import ApprovedWorkflow, Decision
 
 MAX_VIEW_BYTES = 512 * 1024
 MAX_FILES = 2000
+MAX_HASH_BYTES = 256 * 1024 * 1024
 # Workflow languages Pygments does not know by their file name.
 _LEXER_BY_SUFFIX = {".cwl": "yaml", ".nf": "groovy", ".smk": "python", ".ga": "json"}
 
@@ -75,12 +76,17 @@ def _members(archive):
 
 
 def files(workflow, *, with_checksums=False):
-    """The crate's files, sorted by path."""
+    """The crate's files, sorted by path. With checksums: each file's SHA-256, or, when the crate unpacks
+    to more than MAX_HASH_BYTES (no workflow should), the CRC-32 and size its ZIP entry records."""
     with _open(workflow) as archive:
         entries = []
-        for info in _members(archive):
+        members = _members(archive)
+        hash_contents = sum(i.file_size for i in members) <= MAX_HASH_BYTES
+        for info in members:
             digest = ""
-            if with_checksums:
+            if with_checksums and not hash_contents:
+                digest = f"crc32:{info.CRC:08x}:{info.file_size}"
+            elif with_checksums:
                 hasher = hashlib.sha256()
                 with archive.open(info) as member:
                     for chunk in iter(lambda m=member: m.read(1024 * 1024), b""):
