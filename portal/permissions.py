@@ -9,6 +9,7 @@ from functools import cached_property
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.utils import timezone
 from guardian.shortcuts import get_objects_for_user
 
 from portal import roles
@@ -179,17 +180,113 @@ def can_apply_to_project(user, project):
     return has_role(user, roles.RESEARCHER) and not project.memberships.filter(person=user).exists()
 
 
-def is_project_member(user, project):
-    """Any membership (in whatever state): used for separation of duties."""
-    return user.is_authenticated and (
+# --- Membership: one question ------------------------------------------------------------
+# A person *acts as a member* of a project only while their membership is approved (active), approved
+# at the TRE in question where one is, and they hold a verified accreditation valid today. Pending
+# applicants, invitees, refused, removed (withdrawn) and lapsed members, and members whose
+# accreditation ran out before the nightly sweep lapsed them, see at most their own application.
+# Separation of duties asks the wider question, `belongs_to_project`: any tie in any state.
+
+
+def has_valid_accreditation(person, day=None):
+    """A verified accreditation valid on `day` (today by default)."""
+    from portal.models import Accreditation
+
+    day = day or timezone.localdate()
+    return Accreditation.objects.filter(
+        person=person, verified_at__isnull=False, valid_from__lte=day, valid_until__gte=day
+    ).exists()
+
+
+def acting_memberships(user, tre=None):
+    """The memberships through which `user` acts as a member now (at `tre`, when given)."""
+    from portal.models import Decision, Membership
+
+    if not getattr(user, "is_authenticated", False) or getattr(user, "is_agent", False):
+        return Membership.objects.none()
+    if not has_valid_accreditation(user):
+        return Membership.objects.none()
+    memberships = Membership.objects.filter(person=user, status=Membership.Status.ACTIVE)
+    if tre is not None:
+        memberships = memberships.filter(approvals__tre=tre, approvals__status=Decision.APPROVED)
+    return memberships
+
+
+def is_project_member(user, project, tre=None):
+    """Whether `user` acts as a member of `project` (at `tre`, when given): see `acting_memberships`."""
+    return acting_memberships(user, tre).filter(project=project).exists()
+
+
+def is_member_at_any(user, project, tres):
+    """Whether `user` acts as a member of `project` at one of `tres` (a request's TREs)."""
+    from portal.models import Decision
+
+    return (
+        acting_memberships(user)
+        .filter(project=project, approvals__tre__in=tres, approvals__status=Decision.APPROVED)
+        .exists()
+    )
+
+
+def belongs_to_project(user, project):
+    """Any tie to the project in any state (lead, applicant, member, lapsed, removed): separation of duties."""
+    return getattr(user, "is_authenticated", False) and (
         project.lead_id == user.pk or project.memberships.filter(person=user).exists()
     )
 
 
 def check_not_conflicted(user, project):
     """Nobody decides on a project they lead or belong to."""
-    if is_project_member(user, project):
+    if belongs_to_project(user, project):
         raise PermissionDenied("You belong to this project, so another officer must decide.")
+
+
+# --- Agreements -----------------------------------------------------------------------
+
+
+def visible_agreements(user):
+    """Agreements `user` may read: the TRE's officers, members acting at its TRE, auditors and admins."""
+    from django.db.models import Exists, OuterRef, Q
+
+    from portal.models import DataAccessAgreement, Decision
+
+    if not getattr(user, "is_authenticated", False):
+        return DataAccessAgreement.objects.none()
+    if is_auditor(user) or is_admin(user):
+        return DataAccessAgreement.objects.all()
+    acting = acting_memberships(user).filter(
+        project=OuterRef("project"), approvals__tre=OuterRef("tre"), approvals__status=Decision.APPROVED
+    )
+    return DataAccessAgreement.objects.filter(Exists(acting) | Q(tre__in=tres_governed_by(user)))
+
+
+def can_view_agreement(user, agreement):
+    return (
+        is_auditor(user)
+        or is_admin(user)
+        or can_govern_tre(user, agreement.tre)
+        or is_project_member(user, agreement.project, tre=agreement.tre)
+    )
+
+
+def check_view_agreement(user, agreement):
+    if not can_view_agreement(user, agreement):
+        raise PermissionDenied("Only the project's approved members and the TRE's officers can read this.")
+
+
+def can_see_project_records(user, project):
+    """The project's members, agreements and history: acting members, its lead, the officers of its TREs,
+    auditors and admins. Applicants, lapsed and removed members see their own application only."""
+    return (
+        is_auditor(user)
+        or is_admin(user)
+        or can_manage_project(user, project)
+        or is_project_member(user, project)
+        or (
+            is_officer(user)
+            and any(can_govern_tre(user, a.tre) for a in project.approvals.select_related("tre"))
+        )
+    )
 
 
 # --- People ---------------------------------------------------------------------------
@@ -239,7 +336,7 @@ def can_moderate(user, question):
     if not is_officer(user):
         return False
     allowed = moderatable_projects(user).filter(project=question.project_id).exists()
-    return allowed and not is_project_member(user, question.project)
+    return allowed and not belongs_to_project(user, question.project)
 
 
 def check_moderate(user, question):

@@ -889,7 +889,7 @@ def _officers_to_tell(project):
     from reviews.notifications import officers_of
 
     tres = TRE.objects.filter(project_approvals__project=project, project_approvals__status=Decision.APPROVED)
-    return [o for tre in tres for o in officers_of(tre) if not permissions.is_project_member(o, project)]
+    return [o for tre in tres for o in officers_of(tre) if not permissions.belongs_to_project(o, project)]
 
 
 @transaction.atomic

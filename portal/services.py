@@ -172,10 +172,7 @@ def verify_accreditation(accreditation, *, by):
 
 
 def has_valid_accreditation(person, day=None):
-    day = day or timezone.localdate()
-    return person.accreditations.filter(
-        verified_at__isnull=False, valid_from__lte=day, valid_until__gte=day
-    ).exists()
+    return permissions.has_valid_accreditation(person, day)
 
 
 # --- Projects --------------------------------------------------------------------------

@@ -235,3 +235,48 @@ def two_tre_request(
         crate_zip=zip_path,
         capture=django_capture_on_commit_callbacks,
     )
+
+
+# --- People tied to the project who must not act as its members ---------------------------------
+# penny applied and waits for TRE A; rex was approved until the lead removed him; lena was approved
+# until her accreditation ran out and the nightly sweep lapsed her membership.
+
+
+def _approved_member(username, project, bob, olivia):
+    user = _person(username, roles.RESEARCHER)
+    factories.AccreditationFactory(person=user)
+    membership = services.invite_member(project, user, "researcher", by=bob)
+    services.accept_invitation(membership, by=user)
+    for approval in membership.approvals.all():
+        services.decide_membership(approval, "approved", by=olivia)
+    membership.refresh_from_db()
+    assert membership.status == "active"
+    return user, membership
+
+
+@pytest.fixture
+def penny(project):
+    user = _person("penny", roles.RESEARCHER)
+    factories.AccreditationFactory(person=user)
+    services.apply_to_project(project, by=user, justification="I would like to help.")
+    return user
+
+
+@pytest.fixture
+def rex(project, bob, olivia):
+    user, membership = _approved_member("rex", project, bob, olivia)
+    services.withdraw_membership(membership, by=bob)
+    return user
+
+
+@pytest.fixture
+def lena(project, bob, olivia):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    user, membership = _approved_member("lena", project, bob, olivia)
+    yesterday = timezone.localdate() - timedelta(days=1)
+    user.accreditations.update(valid_from=yesterday - timedelta(days=365), valid_until=yesterday)
+    assert membership in services.lapse_expired_memberships()
+    return user

@@ -61,3 +61,12 @@ class ProjectDetail(PersonAPIMixin, generics.RetrieveAPIView):
                 Prefetch("memberships", queryset=Membership.objects.select_related("person")),
             )
         )
+
+    def get_object(self):
+        project = super().get_object()
+        if not permissions.can_see_project_records(self.request.user, project):
+            # An applicant, or a lapsed or removed member: their own application, nobody else's.
+            project._prefetched_objects_cache["memberships"] = project.memberships.filter(
+                person=self.request.user
+            ).select_related("person")
+        return project

@@ -7,7 +7,20 @@ pytestmark = pytest.mark.django_db
 
 ALLOW, DENY, LOGIN = "allow", "deny", "login"
 
-CAST = ["anonymous", "alice", "bob", "olivia", "oscar", "cam", "audrey", "pat", "admin_user"]
+CAST = [
+    "anonymous",
+    "alice",
+    "bob",
+    "penny",  # applied to the project, awaiting TRE A's decision
+    "rex",  # removed from the project by its lead
+    "lena",  # membership lapsed with her accreditation
+    "olivia",
+    "oscar",
+    "cam",
+    "audrey",
+    "pat",
+    "admin_user",
+]
 
 
 def _pages(project, agreement, tre_a, alice, job=None):
@@ -49,7 +62,12 @@ def _pages(project, agreement, tre_a, alice, job=None):
         (
             "project create",
             reverse("project_create"),
-            {"default": DENY, "anonymous": LOGIN, "alice": ALLOW, "bob": ALLOW},
+            # Any researcher may start a project of their own.
+            {
+                **{r: ALLOW for r in ("alice", "bob", "penny", "rex", "lena")},
+                "default": DENY,
+                "anonymous": LOGIN,
+            },
         ),
         (
             "project detail",
@@ -59,6 +77,8 @@ def _pages(project, agreement, tre_a, alice, job=None):
                 "anonymous": LOGIN,
                 "alice": ALLOW,
                 "bob": ALLOW,
+                "penny": ALLOW,  # their own application, nobody else's (see test_membership_states)
+                "lena": ALLOW,
                 "olivia": ALLOW,
                 "audrey": ALLOW,
                 "admin_user": ALLOW,
@@ -232,11 +252,14 @@ def _pages(project, agreement, tre_a, alice, job=None):
 
 
 @pytest.fixture
-def everyone(request, alice, bob, olivia, oscar, cam, audrey, pat, admin_user):
+def everyone(request, alice, bob, penny, rex, lena, olivia, oscar, cam, audrey, pat, admin_user):
     return {
         "anonymous": None,
         "alice": alice,
         "bob": bob,
+        "penny": penny,
+        "rex": rex,
+        "lena": lena,
         "olivia": olivia,
         "oscar": oscar,
         "cam": cam,
