@@ -113,7 +113,7 @@ FEDERATION_NAME = env_str("PORTAL_FEDERATION_NAME", "Five Safes Federation")
 FEDERATION_URL = env_str("PORTAL_FEDERATION_URL", PORTAL_BASE_URL)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "portal.admin_config.PortalAdminConfig",  # django.contrib.admin behind the portal sign-in
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -280,3 +280,29 @@ def lena(project, bob, olivia):
     user.accreditations.update(valid_from=yesterday - timedelta(days=365), valid_until=yesterday)
     assert membership in services.lapse_expired_memberships()
     return user
+
+
+TEST_PASSWORD = "correct horse battery staple"  # noqa: S105  (tests.factories.UserFactory's password)
+
+
+def sign_in(client, user, password=TEST_PASSWORD):
+    """Sign in through the portal's real sign-in: the password, then the TOTP code when the user has one."""
+    import time
+
+    from allauth.account.models import EmailAddress
+    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
+    from django.core.cache import cache
+    from django.urls import reverse
+
+    EmailAddress.objects.get_or_create(
+        user=user, email=user.email, defaults={"verified": True, "primary": True}
+    )
+    response = client.post(reverse("account_login"), {"login": user.email, "password": password})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    if has_totp(user):
+        assert response.url == reverse("mfa_authenticate")
+        cache.clear()  # allauth refuses a code used once in its window; test users share one secret
+        code = format_hotp_value(hotp_value("JBSWY3DPEHPK3PXP", int(time.time()) // 30))
+        response = client.post(reverse("mfa_authenticate"), {"code": code})
+        assert response.status_code == 302, response.content.decode()[:2000]
+    return client
