@@ -61,17 +61,37 @@ def is_admin(user):
     return has_role(user, roles.FEDERATION_ADMIN)
 
 
-def needs_mfa_setup(user):
-    """True when the user's role requires a second factor and they have none yet."""
-    if not user.is_authenticated:
+def is_privileged(user):
+    """Officers, output checkers, auditors and admins: their sessions and tokens need the second factor."""
+    if not getattr(user, "is_authenticated", False) or getattr(user, "is_agent", False):
         return False
     required = set(settings.PORTAL_MFA_REQUIRED_ROLES)
-    privileged = user.is_superuser or bool(required & user_roles(user))
-    if not privileged:
+    return user.is_superuser or bool(required & user_roles(user))
+
+
+def needs_mfa_setup(user):
+    """True when the user's role requires a second factor and they have none yet."""
+    if not is_privileged(user):
         return False
     from allauth.mfa.models import Authenticator
 
     return not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+
+
+def token_scopes_for(user):
+    """The personal-token scopes `user` may ask for: read and submit for everyone, the rest by role."""
+    from portal.models import TokenScope
+
+    scopes = [TokenScope.READ, TokenScope.SUBMIT]
+    if is_officer(user):
+        scopes.append(TokenScope.REVIEW)
+    if is_checker(user):
+        scopes.append(TokenScope.CHECK)
+    if is_auditor(user):
+        scopes.append(TokenScope.AUDIT)
+    if is_admin(user):
+        scopes.append(TokenScope.ADMIN)
+    return scopes
 
 
 # --- TREs -----------------------------------------------------------------------------

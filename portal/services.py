@@ -4,6 +4,7 @@ Each takes the actor as `by=` (keyword-only), checks the rule it owns, makes the
 and writes its audit event in one transaction. Views and API views only translate HTTP.
 """
 
+import time
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
@@ -15,7 +16,9 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
 from portal import audit, permissions, roles, service_settings
+from portal.accounts import RECENT_SECOND_FACTOR_SECONDS
 from portal.models import (
+    PRIVILEGED_SCOPES,
     TRE,
     Accreditation,
     DataAccessAgreement,
@@ -25,7 +28,9 @@ from portal.models import (
     PersonalToken,
     Project,
     ProjectApproval,
+    TokenScope,
     WorkflowApproval,
+    default_token_scopes,
 )
 
 
@@ -561,15 +566,39 @@ def decide_workflow(approval, decision, rationale="", *, by, settings=None):
 
 
 @transaction.atomic
-def create_token(user, name, *, by, days=None):
-    """Create a personal API token; returns (token, secret). The secret is never stored."""
-    from django.conf import settings
+def create_token(user, name, *, by, days=None, scopes=None, second_factor_at=None):
+    """Create a personal API token; returns (token, secret). The secret is never stored.
 
-    days = days or settings.PORTAL_TOKEN_DEFAULT_DAYS
-    if not 1 <= days <= settings.PORTAL_TOKEN_MAX_DAYS:
-        raise ValidationError({"days": f"Choose between 1 and {settings.PORTAL_TOKEN_MAX_DAYS} days."})
+    `scopes` defaults to read and submit. A privileged scope (review, check, audit, admin) needs the role
+    it stands for, a second-factor check within the last five minutes (`second_factor_at`, a Unix time
+    from the session: portal.accounts.second_factor_at) and a lifetime of at most
+    PORTAL_PRIVILEGED_TOKEN_MAX_DAYS days.
+    """
+    from django.conf import settings  # (a local name: decide_workflow takes a `settings` argument)
+
     if by.pk != user.pk:
         raise PermissionDenied("People create their own tokens.")
+    scopes = sorted(set(scopes or default_token_scopes()), key=TokenScope.values.index)
+    unknown = [s for s in scopes if s not in TokenScope.values]
+    if unknown:
+        raise ValidationError({"scopes": f"Unknown scope {unknown[0]!r}."})
+    beyond = [s for s in scopes if s not in permissions.token_scopes_for(user)]
+    if beyond:
+        raise PermissionDenied(
+            f"Your roles do not allow a token with the {TokenScope(beyond[0]).value} scope."
+        )
+    privileged = bool(PRIVILEGED_SCOPES & set(scopes))
+    longest = settings.PORTAL_PRIVILEGED_TOKEN_MAX_DAYS if privileged else settings.PORTAL_TOKEN_MAX_DAYS
+    days = days or min(settings.PORTAL_TOKEN_DEFAULT_DAYS, longest)
+    if not 1 <= days <= longest:
+        raise ValidationError({"days": f"Choose between 1 and {longest} days."})
+    if privileged and (
+        second_factor_at is None or time.time() - second_factor_at > RECENT_SECOND_FACTOR_SECONDS
+    ):
+        raise PermissionDenied(
+            "Confirm your second factor first: a token that can review, check, audit or administer is "
+            "made only within five minutes of that check."
+        )
     secret = PersonalToken.generate_key()
     token = PersonalToken.objects.create(
         user=user,
@@ -577,8 +606,14 @@ def create_token(user, name, *, by, days=None):
         key_prefix=secret[:10],
         key_hash=PersonalToken.hash_key(secret),
         expires_at=timezone.now() + timedelta(days=days),
+        scopes=scopes,
     )
-    audit.record("token.created", by=by, obj=token, after={"name": name, "expires_at": token.expires_at})
+    audit.record(
+        "token.created",
+        by=by,
+        obj=token,
+        after={"name": name, "expires_at": token.expires_at, "scopes": scopes},
+    )
     return token, secret
 
 

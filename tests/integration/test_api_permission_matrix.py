@@ -7,13 +7,14 @@ from the roles (DESIGN §2), never read back from the code: an unexpected "allow
 """
 
 import re
+import time
 
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
 from crates import dispatch
 from crates.models import Job
-from portal import services
+from portal import permissions, services
 from reviews import outputs
 from tests import builders
 from tests.dispatch_helpers import bearer, issue
@@ -145,7 +146,10 @@ def world(
         cam=cam,
         audrey=audrey,
     ).items():
-        tokens[name] = services.create_token(user, "matrix", by=user)[1]
+        # Each token with every scope the person's roles allow, made right after a second-factor check.
+        tokens[name] = services.create_token(
+            user, "matrix", by=user, scopes=permissions.token_scopes_for(user), second_factor_at=time.time()
+        )[1]
     return {
         "tokens": tokens,
         "ids": {
