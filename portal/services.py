@@ -15,7 +15,7 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
-from portal import audit, permissions, roles, service_settings
+from portal import audit, grants, permissions, roles, service_settings
 from portal.accounts import RECENT_SECOND_FACTOR_SECONDS
 from portal.models import (
     PRIVILEGED_SCOPES,
@@ -68,13 +68,14 @@ def grant_role(user, role, *, by, tre=None):
     """Give a user a role; officer and checker roles are scoped to a TRE."""
     if role not in roles.ROLES:
         raise ServiceError(f"Unknown role {role!r}.")
+    if role in roles.TRE_ROLE_PERMISSIONS and tre is None:
+        raise ServiceError(f"The {roles.ROLES[role]} role needs a TRE.")
     group, _ = Group.objects.get_or_create(name=role)
-    user.groups.add(group)
+    with grants.audited_by_caller():  # the role.granted event below says it all
+        user.groups.add(group)
+        if role in roles.TRE_ROLE_PERMISSIONS:
+            assign_perm(f"portal.{roles.TRE_ROLE_PERMISSIONS[role]}", user, tre)
     user.__dict__.pop("_portal_roles", None)
-    if role in roles.TRE_ROLE_PERMISSIONS:
-        if tre is None:
-            raise ServiceError(f"The {roles.ROLES[role]} role needs a TRE.")
-        assign_perm(f"portal.{roles.TRE_ROLE_PERMISSIONS[role]}", user, tre)
     audit.record(
         "role.granted",
         by=by,
@@ -87,10 +88,11 @@ def grant_role(user, role, *, by, tre=None):
 
 @transaction.atomic
 def revoke_role(user, role, *, by, tre=None):
-    if role in roles.TRE_ROLE_PERMISSIONS and tre is not None:
-        remove_perm(f"portal.{roles.TRE_ROLE_PERMISSIONS[role]}", user, tre)
-    else:
-        user.groups.remove(Group.objects.get(name=role))
+    with grants.audited_by_caller():  # the role.revoked event below says it all
+        if role in roles.TRE_ROLE_PERMISSIONS and tre is not None:
+            remove_perm(f"portal.{roles.TRE_ROLE_PERMISSIONS[role]}", user, tre)
+        else:
+            user.groups.remove(Group.objects.get(name=role))
     user.__dict__.pop("_portal_roles", None)
     audit.record(
         "role.revoked", by=by, obj=user, object_label=user.email, before={"role": role}, tre=tre or ""

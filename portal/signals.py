@@ -10,3 +10,8 @@ def create_profile(sender, instance, created, **kwargs):
         from portal.models import Profile
 
         Profile.objects.get_or_create(user=instance)
+
+
+from portal import grants  # noqa: E402  (every grant audited: portal.grants)
+
+grants.connect()
