@@ -340,6 +340,7 @@ class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What the token is for, e.g. 'laptop scripts'.")
     days = forms.IntegerField(min_value=1, initial=90, label="Valid for (days)")
     scopes = forms.MultipleChoiceField(
+        required=False,  # none ticked: read and submit
         label="What it may do",
         widget=forms.CheckboxSelectMultiple,
         initial=["read", "submit"],

@@ -261,6 +261,40 @@ def check_not_conflicted(user, project):
         raise PermissionDenied("You belong to this project, so another officer must decide.")
 
 
+# --- Workflows ------------------------------------------------------------------------
+
+
+def tres_deciding_workflow(workflow):
+    """The TREs where `workflow` awaits a decision."""
+    from portal.models import TRE, Decision
+
+    return TRE.objects.filter(
+        workflow_approvals__workflow=workflow, workflow_approvals__status=Decision.PENDING
+    )
+
+
+def can_change_workflow(user, workflow):
+    """Officers change a workflow; one awaiting a decision at a TRE only the officers of that TRE (of
+    every such TRE). After any approval a change is a new version (portal.services.change_workflow)."""
+    if not is_officer(user):
+        return False
+    if workflow.pk is None:
+        return True
+    return all(can_govern_tre(user, tre) for tre in tres_deciding_workflow(workflow))
+
+
+def check_change_workflow(user, workflow):
+    if not is_officer(user):
+        raise PermissionDenied("Only governance officers can register workflows.")
+    if not can_change_workflow(user, workflow):
+        names = ", ".join(
+            tre.name for tre in tres_deciding_workflow(workflow) if not can_govern_tre(user, tre)
+        )
+        raise PermissionDenied(
+            f"{workflow} awaits a decision at {names}; only that TRE's officers can change it."
+        )
+
+
 # --- Agreements -----------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models.fields.files import FieldFile
 from django.forms.models import model_to_dict
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
@@ -21,6 +22,7 @@ from portal.models import (
     PRIVILEGED_SCOPES,
     TRE,
     Accreditation,
+    ApprovedWorkflow,
     DataAccessAgreement,
     Decision,
     Membership,
@@ -42,7 +44,7 @@ def snapshot(obj, fields=None):
     """The plain values of a model instance, for an audit event's before/after."""
     data = model_to_dict(obj, fields=fields)
     for key, value in list(data.items()):
-        if hasattr(value, "name") and hasattr(value, "url"):  # files: keep the name only
+        if isinstance(value, FieldFile):  # files: keep the name only (an empty one has no url)
             data[key] = value.name or ""
         elif isinstance(value, list):
             data[key] = [getattr(item, "pk", item) for item in value]
@@ -536,6 +538,51 @@ def request_workflow_approval(workflow, tre, *, by):
     approval, _ = WorkflowApproval.objects.get_or_create(workflow=workflow, tre=tre)
     audit.record("workflow.approval_requested", by=by, obj=approval, tre=tre)
     return approval
+
+
+def is_workflow_approved_anywhere(workflow):
+    return workflow.pk is not None and workflow.approvals.filter(status=Decision.APPROVED).exists()
+
+
+@transaction.atomic
+def change_workflow(form, *, by):
+    """Register a workflow, or change one. A workflow awaiting a decision at a TRE is changed only by
+    that TRE's officers. Once approved anywhere it never changes: the change becomes a new version,
+    awaiting a decision at each TRE the officer governs where the old version was approved or pending;
+    the approved version stays as it was, so the jobs that name it keep what was approved."""
+    workflow = form.instance
+    if workflow.pk is not None:
+        # Lock the row so a decision and a change cannot cross.
+        ApprovedWorkflow.objects.select_for_update(of=("self",)).get(pk=workflow.pk)
+    permissions.check_change_workflow(by, workflow)
+    if not is_workflow_approved_anywhere(workflow):
+        return save_record(form, by=by, verb_prefix="workflow")
+    original = ApprovedWorkflow.objects.get(pk=workflow.pk)
+    if (
+        form.cleaned_data["version"] == original.version
+        and form.cleaned_data["workflow_id"] == original.workflow_id
+    ):
+        raise ValidationError(
+            {
+                "version": f"Version {original.version} is approved and cannot change: give the changed workflow a new version."
+            }
+        )
+    earlier = list(original.approvals.exclude(status=Decision.REFUSED).select_related("tre"))
+    workflow.pk, workflow._state.adding = None, True
+    if not form.cleaned_data.get("crate") and original.crate:
+        workflow.crate = original.crate.name
+    workflow = save_record(form, by=by, verb_prefix="workflow")
+    audit.record(
+        "workflow.new_version",
+        by=by,
+        obj=workflow,
+        before={"workflow": original.pk, "version": original.version, "sha256": original.sha256},
+        after={"workflow": workflow.pk, "version": workflow.version, "sha256": workflow.sha256},
+    )
+    for approval in earlier:
+        if permissions.can_govern_tre(by, approval.tre):
+            request_workflow_approval(workflow, approval.tre, by=by)
+    return workflow
 
 
 @transaction.atomic
