@@ -200,3 +200,24 @@ def test_a_reviewing_token_needs_a_fresh_second_factor_on_the_tokens_page(client
     assert "Confirm your second factor first" in body
     assert reverse("mfa_reauthenticate") in body
     assert not PersonalToken.objects.filter(user=olivia).exists()
+
+
+def test_confirming_the_second_factor_again_allows_a_reviewing_token(client, olivia):
+    """The tokens page's link: allauth's re-authentication with the TOTP code, then the token."""
+    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
+    from django.core.cache import cache
+
+    sign_in(client, olivia)
+    session = client.session
+    for record in session["account_authentication_methods"]:
+        record["at"] -= 600
+    session.save()
+    confirm = f"{reverse('mfa_reauthenticate')}?next={reverse('token_list')}"
+    assert client.get(confirm).status_code == 200
+    cache.clear()  # the sign-in above used this window's code
+    code = format_hotp_value(hotp_value("JBSWY3DPEHPK3PXP", int(time.time()) // 30))
+    answer = client.post(confirm, {"code": code})
+    assert answer.status_code == 302 and answer.url == reverse("token_list")
+    page = client.post(reverse("token_list"), {"name": "fresh", "days": 7, "scopes": ["read", "review"]})
+    assert page.context["secret"], page.content.decode()[:2000]
+    assert PersonalToken.objects.get(user=olivia, name="fresh").scopes == ["read", "review"]
