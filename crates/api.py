@@ -22,8 +22,9 @@ from crates import permissions as crate_permissions
 from crates.fivesafes.errors import CrateRefused
 from crates.forms import BuildRequestForm
 from crates.models import Job, Request, RequestVersion
+from portal.api.permissions import READ
 from portal.api.views import PersonAPIMixin
-from portal.models import TRE, ApprovedWorkflow, Dataset, Project
+from portal.models import TRE, ApprovedWorkflow, Dataset, Project, TokenScope
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -169,6 +170,7 @@ def _requests_for(user):
 
 
 class RequestListCreate(PersonAPIMixin, generics.ListAPIView):
+    required_scopes = {**READ, "POST": (TokenScope.SUBMIT,)}
     serializer_class = RequestSerializer
     parser_classes = [MultiPartParser]
 
@@ -209,6 +211,7 @@ def _form_value(value):
 
 
 class RequestBuild(PersonAPIMixin, APIView):
+    required_scopes = {"POST": (TokenScope.SUBMIT,)}
     parser_classes = [JSONParser, MultiPartParser]
 
     @extend_schema(
@@ -320,6 +323,7 @@ def _multi(files):
 
 
 class RequestDetail(PersonAPIMixin, generics.RetrieveAPIView):
+    required_scopes = READ
     serializer_class = RequestSerializer
 
     def get_queryset(self):
@@ -327,6 +331,7 @@ class RequestDetail(PersonAPIMixin, generics.RetrieveAPIView):
 
 
 class RequestResubmit(PersonAPIMixin, APIView):
+    required_scopes = {"POST": (TokenScope.SUBMIT,)}
     parser_classes = [MultiPartParser]
 
     @extend_schema(
