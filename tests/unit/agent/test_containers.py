@@ -1,0 +1,278 @@
+"""Containerised CWL for real: podman, an image built here from host programs, and the TRE's rules.
+
+The image is imported into podman's local store by ``agent.container_image`` (no registry, no network).
+Podman on CI hosts may need ``runc`` and explicit ulimits; the TOML below passes both, as ``[containers]``
+in an operator's ``agent.toml`` would.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from agent import podman_shim
+from agent.config import load_config
+from agent.container_image import build_image
+from agent.executors import execute
+from agent.executors.base import ExecutionStatus
+from agent.executors.cwl import container_requests
+from agent.jobs import Job
+from agent.synthetic import FEMALE, MALE
+from tests.unit.agent.conftest import TOML_BASE, prepared_job
+
+REPO = Path(__file__).resolve().parents[3]
+SEX_COUNTS = REPO / "workflows" / "sex-counts-container"
+IMAGE = "localhost/five-safes/sqlite-counts:1"
+WORKFLOW_ID = "https://portal.example.org/workflows/sex-counts-container"
+OTHER_DIGEST = "sha256:" + "0" * 64
+
+
+@pytest.fixture(scope="session")
+def image() -> dict:
+    """The demo workflow's image, imported into the local store from the host's sh, cat and sqlite3."""
+    return build_image(IMAGE, ["sh", "cat", "sqlite3"])
+
+
+def container_config(tmp_path: Path, dataset: Path, digests: list[str], *, memory: str = "512 MiB"):
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        TOML_BASE.format(work_dir=tmp_path / "work", timeout=120)
+        + f"""
+[accept]
+container_digests = {json.dumps(digests)}
+
+[containers]
+runtime = "runc"
+ulimits = ["nofile=20000:20000", "nproc=4096:4096"]
+pids_limit = 64
+
+[datasets.omop]
+sqlite_path = "{dataset}"
+
+[[workflows]]
+id = "{WORKFLOW_ID}"
+version = "1"
+executor = "cwl"
+[workflows.options]
+dataset = "omop"
+[workflows.limits]
+memory_bytes = "{memory}"
+"""
+    )
+    return load_config(path)
+
+
+def container_job(config, job_id: str, workflow: Path, portal_digests: list[str] | None) -> Job:
+    job = prepared_job(config, job_id, workflow)
+    service = {} if portal_digests is None else {"containers": portal_digests}
+    return Job(job.id, WORKFLOW_ID, "1", job.directory, {}, service)
+
+
+def workflow_crate(tmp_path: Path, name: str, cwl: str) -> Path:
+    """A Workflow RO-Crate holding one CWL file (main.cwl)."""
+    crate = tmp_path / name
+    crate.mkdir()
+    (crate / "main.cwl").write_text(cwl)
+    (crate / "ro-crate-metadata.json").write_text(
+        json.dumps(
+            {
+                "@context": "https://w3id.org/ro/crate/1.1/context",
+                "@graph": [
+                    {"@id": "ro-crate-metadata.json", "@type": "CreativeWork", "about": {"@id": "./"}},
+                    {"@id": "./", "@type": "Dataset", "mainEntity": {"@id": "main.cwl"}},
+                    {"@id": "main.cwl", "@type": ["File", "SoftwareSourceCode", "ComputationalWorkflow"]},
+                ],
+            }
+        )
+    )
+    return crate
+
+
+def shell_step(script: str, *, extra: str = "") -> str:
+    return f"""cwlVersion: v1.2
+class: CommandLineTool
+requirements:
+  DockerRequirement:
+    dockerPull: {IMAGE}
+{extra}
+baseCommand: [sh, -c]
+arguments:
+  - position: 1
+    valueFrom: {json.dumps(script)}
+inputs:
+  dataset:
+    type: File
+    inputBinding: {{position: 2}}
+stdout: out.txt
+outputs:
+  out:
+    type: File
+    outputBinding: {{glob: out.txt}}
+"""
+
+
+def test_a_containerised_workflow_runs_from_the_local_store(tmp_path, synthetic_sqlite, synthetic, image):
+    config = container_config(tmp_path, synthetic_sqlite, image["digests"])
+    job = container_job(config, "ok", SEX_COUNTS, image["digests"][:1])
+
+    result = execute(job, config)
+
+    assert result.status is ExecutionStatus.COMPLETED, result.reason
+    assert [output.path for output in result.outputs] == ["sex_counts.csv"]
+    with (job.directory.outputs / "sex_counts.csv").open() as handle:
+        table = {row["sex"]: int(row["persons"]) for row in csv.DictReader(handle)}
+    genders = Counter(row[1] for row in synthetic.rows["person"])
+    assert table["male"] == genders[MALE] and table["female"] == genders[FEMALE]
+    assert "containers: podman --network=none" in result.network
+    # What podman was asked to run: the TRE's flags, the image by id, no pull.
+    policy = json.loads((job.directory.tmp / "bin" / "container-policy.json").read_text())
+    assert policy["runtime"] == "runc" and policy["approved"] == image["digests"][:1]
+
+
+def test_an_image_the_tre_did_not_approve_is_refused_before_anything_runs(tmp_path, synthetic_sqlite, image):
+    config = container_config(tmp_path, synthetic_sqlite, [OTHER_DIGEST])
+    job = container_job(config, "tre-says-no", SEX_COUNTS, image["digests"])
+
+    result = execute(job, config)
+
+    assert result.status is ExecutionStatus.FAILED
+    assert result.reason.startswith("refused: the container image 'localhost/five-safes/sqlite-counts:1'")
+    assert result.reason.endswith("is not approved in this TRE's own rules")
+    assert list(job.directory.outputs.iterdir()) == []
+    assert not (job.directory.tmp / "bin").exists()  # cwltool never started
+
+
+def test_the_portal_cannot_widen_and_must_record_the_digest(tmp_path, synthetic_sqlite, image):
+    config = container_config(tmp_path, synthetic_sqlite, image["digests"])
+
+    for index, portal in enumerate((None, [], [OTHER_DIGEST])):
+        result = execute(container_job(config, f"portal-{index}", SEX_COUNTS, portal), config)
+        assert result.status is ExecutionStatus.FAILED
+        assert result.reason.endswith("is not approved by the portal's approval of this workflow")
+
+
+def test_a_missing_image_is_never_pulled(tmp_path, synthetic_sqlite, image):
+    crate = workflow_crate(
+        tmp_path, "missing", shell_step("true").replace(IMAGE, "docker.io/library/alpine:3.20")
+    )
+    config = container_config(tmp_path, synthetic_sqlite, image["digests"])
+
+    result = execute(container_job(config, "missing", crate, image["digests"]), config)
+
+    assert result.status is ExecutionStatus.FAILED
+    assert result.reason == (
+        "refused: the container image 'docker.io/library/alpine:3.20' is not in this TRE's local image store"
+    )
+
+
+@pytest.mark.parametrize(
+    ("requirement", "reason"),
+    [
+        ("  NetworkAccess:\n    networkAccess: true", "the workflow asks for network access"),
+        (
+            "  DockerRequirement:\n    dockerFile: 'FROM scratch'",
+            "the workflow asks to file a container image",
+        ),
+    ],
+)
+def test_network_access_and_image_builds_are_refused(tmp_path, synthetic_sqlite, image, requirement, reason):
+    cwl = shell_step("true", extra=requirement)
+    if "dockerFile" in requirement:
+        cwl = cwl.replace(f"  DockerRequirement:\n    dockerPull: {IMAGE}\n", "")
+    crate = workflow_crate(tmp_path, "asks", cwl)
+    config = container_config(tmp_path, synthetic_sqlite, image["digests"])
+
+    result = execute(container_job(config, "asks", crate, image["digests"]), config)
+
+    assert result.status is ExecutionStatus.FAILED
+    assert result.reason.startswith(f"refused: {reason}")
+
+
+def test_the_container_has_no_network_and_cannot_write_outside_its_output(tmp_path, synthetic_sqlite, image):
+    config = container_config(tmp_path, synthetic_sqlite, image["digests"])
+    probe = workflow_crate(tmp_path, "probe", shell_step("cat /proc/net/dev"))
+
+    result = execute(container_job(config, "probe", probe, image["digests"]), config)
+
+    assert result.status is ExecutionStatus.COMPLETED, result.reason
+    lines = (job_dir(config, "probe") / "outputs" / "out.txt").read_text().splitlines()[2:]
+    assert [line.split(":")[0].strip() for line in lines] == ["lo"]
+
+    before = synthetic_sqlite.read_bytes()
+    # $0 is the dataset's path (mounted read-only); / is read-only; /etc is part of the image.
+    for index, script in enumerate(['echo x > "$0"', "echo x > /bin/planted", "echo x > /etc/planted"]):
+        crate = workflow_crate(tmp_path, f"writer-{index}", shell_step(script))
+        result = execute(container_job(config, f"writer-{index}", crate, image["digests"]), config)
+        assert result.status is ExecutionStatus.FAILED, script
+        assert result.reason.startswith("the workflow failed")
+        assert list((job_dir(config, f"writer-{index}") / "outputs").iterdir()) == []
+    assert synthetic_sqlite.read_bytes() == before
+
+
+def job_dir(config, job_id: str) -> Path:
+    return Path(config.work_dir) / "jobs" / job_id
+
+
+def test_the_shim_refuses_what_cwltool_should_never_ask(tmp_path, image):
+    policy = {
+        "podman": "/usr/bin/podman",
+        "runtime": "runc",
+        "ulimits": ["nofile=20000:20000"],
+        "memory_bytes": 1 << 28,
+        "pids_limit": 64,
+        "approved": image["digests"],
+        "readable": [str(tmp_path / "job")],
+        "writable": [str(tmp_path / "job" / "tmp")],
+    }
+    (tmp_path / "job" / "tmp").mkdir(parents=True)
+    for argv, reason in [
+        (["pull", IMAGE], "'pull' is not allowed"),
+        (["load"], "'load' is not allowed"),
+        (["build", "."], "'build' is not allowed"),
+        (["run", "--privileged", IMAGE], "container option this TRE does not allow (--privileged)"),
+        (["run", "--net=host", IMAGE], "(--net)"),
+        (["run", f"--mount=type=bind,source={tmp_path},target=/x", IMAGE], "write outside"),
+        (["run", "--mount=type=bind,source=/etc,target=/x,readonly", IMAGE], "did not give the job"),
+        (["run", "docker.io/library/alpine:3.20"], "not in this TRE's local image store"),
+    ]:
+        with pytest.raises(podman_shim.Refusal, match=reason.replace("(", r"\(").replace(")", r"\)")):
+            podman_shim.command_argv(argv, policy)
+
+    real = podman_shim.command_argv(
+        [
+            "run",
+            "-i",
+            "--net=none",
+            f"--mount=type=bind,source={tmp_path / 'job' / 'tmp'},target=/out",
+            IMAGE,
+            "true",
+        ],
+        policy,
+    )
+    assert real[:3] == ["/usr/bin/podman", "--runtime=runc", "run"]
+    assert {"--pull=never", "--network=none", "--cap-drop=all", "--read-only=true"} <= set(real)
+    assert (
+        "--net=none" not in real and f"--memory={1 << 28}" in real and "--ulimit=nofile=20000:20000" in real
+    )
+    assert real[-2:] == [image["id"], "true"]  # run by id, never by a tag that could move
+
+
+def test_the_launcher_runs_the_shim_and_records_refusals(tmp_path):
+    policy = {"podman": "/usr/bin/podman", "approved": [], "refusal_file": str(tmp_path / "refusal.txt")}
+    directory = podman_shim.write_launcher(tmp_path / "bin", policy)
+
+    status = os.system(f"{directory / 'podman'} pull alpine 2>/dev/null")  # noqa: S605
+
+    assert os.waitstatus_to_exitcode(status) == podman_shim.REFUSED
+    assert "'pull' is not allowed" in (tmp_path / "refusal.txt").read_text()
+
+
+def test_container_requests_are_found_in_requirements_and_hints(tmp_path):
+    crate = workflow_crate(tmp_path, "hints", shell_step("true").replace("requirements:", "hints:"))
+    assert container_requests(crate) == [("dockerPull", IMAGE)]
+    assert container_requests(REPO / "agent" / "demo_workflows" / "age_sex_table") == []
