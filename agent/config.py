@@ -520,7 +520,13 @@ def _parse_workflows(entries: list[Table], config: AgentConfig) -> dict[tuple[st
         if (workflow_id, version) in routes:
             raise ConfigError(f"{where}: this workflow version is mapped twice")
         options_table = entry.table("options", default={})
-        options = EXECUTORS[executor].parse_options(options_table, config)
+        try:
+            executor_class = EXECUTORS[executor]
+        except ImportError as exc:
+            raise ConfigError(
+                f"{where}: the {executor} executor needs a Python package this agent lacks ({exc.name})"
+            ) from None
+        options = executor_class.parse_options(options_table, config)
         options_table.finish()
         limits = config.limits
         if "limits" in entry.data:
