@@ -641,6 +641,7 @@ class Runner:
             tre=self.config.tre,
             dest=directory.root / "results" / "results.zip",
             retrieval=prepared.retrieval,
+            provenance=directory.provenance / "released",
         )
         sha256 = declare_bagit_1_0(crate.path)
         size = crate.path.stat().st_size

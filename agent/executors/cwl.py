@@ -24,7 +24,9 @@ would copy them into its provenance.
 Outputs: only the ``File`` and ``Directory`` values of cwltool's output object, that is, the workflow's
 declared outputs, are copied into ``outputs/``, and only if they are regular files inside cwltool's
 output directory. Provenance (cwltool's CWLProv research object and, from it, a Workflow Run Crate made
-by runcrate) stays under ``provenance/``: it holds copies of the inputs and never leaves the TRE.
+by runcrate) stays under ``provenance/``: it holds copies of the inputs and never leaves the TRE. What
+may leave is ``provenance/released/``: a Provenance Run Crate stripped of data, paths and credentials
+(:mod:`agent.provenance`), which the runner puts in the results crate.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from agent.executors.base import (
     collect_output,
 )
 from agent.jobs import Job, JobDirectory, ParameterValue
+from agent.provenance import ProvenanceError, release_provenance
 from agent.sandbox import (
     Outcome,
     ResourceLimits,
@@ -260,6 +263,7 @@ class CwlExecutor:
             return finish(ExecutionStatus.FAILED, f"output refused: {exc}")
         if self.options.provenance:
             self._make_run_crate(provenance, directory, cancel)
+            self._release_provenance(job, outputs)
         return finish(ExecutionStatus.COMPLETED, None, outputs)
 
     def _container_policy(self, job: Job) -> dict[str, Any] | None:
@@ -315,6 +319,33 @@ class CwlExecutor:
                     f"the container image {image!r} ({min(digests)}) is not approved {where}"
                 )
         return policy
+
+    def _release_provenance(self, job: Job, outputs: tuple[OutputFile, ...]) -> None:
+        """Write the releasable Provenance Run Crate (see :mod:`agent.provenance`) into ``provenance/released``.
+
+        When the run crate is missing or cannot be stripped safely, nothing is released and the job still
+        completes: the full provenance stays in the TRE.
+        """
+        directory = job.directory
+        released = directory.provenance / "released"
+        shutil.rmtree(released, ignore_errors=True)
+        dataset = self._dataset_path()
+        try:
+            release_provenance(
+                directory.provenance / "run-crate",
+                released,
+                outputs=[output.path for output in outputs],
+                tre=self.config.tre,
+                workflow_version=job.workflow_version,
+                workflow_url=job.workflow_id,
+                forbidden=[
+                    str(directory.root),
+                    str(self.config.work_dir),
+                    *([str(dataset)] if dataset else []),
+                ],
+            )
+        except (ProvenanceError, OSError, KeyError, TypeError, ValueError):
+            shutil.rmtree(released, ignore_errors=True)
 
     def _workflow_path(self, job: Job) -> Path:
         crate = job.directory.workflow.resolve()

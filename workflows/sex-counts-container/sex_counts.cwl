@@ -1,26 +1,20 @@
 cwlVersion: v1.2
-class: CommandLineTool
+class: Workflow
 label: Persons by sex, counted inside an approved container
 doc: |
-  Counts the persons of an OMOP-like SQLite dataset by sex with the sqlite3 command of a small container
-  image. The TRE gives the dataset; the container has no network and a read-only file system.
-requirements:
-  DockerRequirement:
-    dockerPull: localhost/five-safes/sqlite-counts:1
-baseCommand: [sqlite3, -readonly, -csv, -header]
+  Counts the persons of an OMOP-like SQLite dataset by sex. Its one step runs sqlite3 in a container image
+  the TRE approved by digest; the TRE gives the dataset read-only and the container has no network.
 inputs:
   dataset:
     type: File
-    inputBinding:
-      position: 1
-arguments:
-  - position: 2
-    valueFrom: >-
-      SELECT CASE gender_concept_id WHEN 8507 THEN 'male' WHEN 8532 THEN 'female' ELSE 'other' END AS sex,
-      COUNT(*) AS persons FROM person GROUP BY 1 ORDER BY 1;
-stdout: sex_counts.csv
+    doc: OMOP-like SQLite dataset, provided by the TRE
 outputs:
   sex_counts:
     type: File
-    outputBinding:
-      glob: sex_counts.csv
+    outputSource: count/sex_counts
+steps:
+  count:
+    run: count_by_sex.cwl
+    in:
+      dataset: dataset
+    out: [sex_counts]
