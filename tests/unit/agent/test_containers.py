@@ -358,3 +358,16 @@ def test_the_results_crate_carries_provenance_that_passes_the_community_validato
         "There SHOULD be a Sign-Off Phase in the Final RO-Crate",
         "`RootDataEntity` SHOULD mention a disclosure object.",
     }
+
+
+@pytest.mark.parametrize("folder", sorted(p.name for p in (REPO / "workflows").iterdir() if p.is_dir()))
+def test_every_shipped_workflow_is_a_packable_crate_with_a_plain_language_readme(folder, tmp_path):
+    from agent.demo_workflows import pack_workflow_crate
+
+    crate = REPO / "workflows" / folder
+    packed = pack_workflow_crate(crate, tmp_path / f"{folder}.zip")
+    metadata = json.loads((crate / "ro-crate-metadata.json").read_text())
+    root = next(entity for entity in metadata["@graph"] if entity["@id"] == "./")
+    assert {"@id": "README.md"} in root["hasPart"]
+    assert (crate / "README.md").read_text().startswith("# ")
+    assert len(packed.sha256) == 64
