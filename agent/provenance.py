@@ -9,7 +9,7 @@ crate that travels inside the results crate (``provenance/``):
   file, no input object document (``primary-job.json``), no log;
 * every input and output ``File`` becomes an entity with a ``#`` identifier that keeps its name, its
   formal parameter and, for outputs, a pointer to where the results crate carries it; sizes and
-  checksums of inputs are dropped, so nothing identifies the TRE's data;
+  checksums are dropped, so nothing identifies the TRE's data or tells of an output that is withheld;
 * the crate declares the Provenance Run Crate 0.5 profile (and the Process and Workflow Run Crate
   profiles it builds on), on the RO-Crate 1.1 context the community validator checks it with;
 * a crate that would still mention a host path, the job's directory or a credential is not released.
@@ -270,8 +270,6 @@ def _describe_data(
             "description": f"An output of the run, returned for checking as outputs/{released_outputs[name]} "
             "in the results crate (not copied here).",
         }
-        if entity.get("contentSize"):
-            described["contentSize"] = entity["contentSize"]
         described["encodingFormat"] = mimetypes.guess_type(name)[0] or "application/octet-stream"
     else:
         first = parameter[0] if isinstance(parameter, list) and parameter else parameter

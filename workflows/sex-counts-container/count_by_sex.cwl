@@ -13,11 +13,13 @@ inputs:
     type: File
     inputBinding:
       position: 1
+  born_from:
+    type: int
 arguments:
   - position: 2
     valueFrom: >-
       SELECT CASE gender_concept_id WHEN 8507 THEN 'male' WHEN 8532 THEN 'female' ELSE 'other' END AS sex,
-      COUNT(*) AS persons FROM person GROUP BY 1 ORDER BY 1;
+      COUNT(*) AS persons FROM person WHERE year_of_birth >= $(inputs.born_from) GROUP BY 1 ORDER BY 1;
 stdout: sex_counts.csv
 outputs:
   sex_counts:

@@ -8,6 +8,10 @@ inputs:
   dataset:
     type: File
     doc: OMOP-like SQLite dataset, provided by the TRE
+  born_from:
+    type: int
+    default: 1900
+    doc: Count only persons born in this year or later
 outputs:
   sex_counts:
     type: File
@@ -17,4 +21,5 @@ steps:
     run: count_by_sex.cwl
     in:
       dataset: dataset
+      born_from: born_from
     out: [sex_counts]
