@@ -19,7 +19,7 @@ import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["BuiltImage", "build_image"]
+__all__ = ["BuiltImage", "build_image", "ensure_image"]
 
 _LIBRARY_RE = re.compile(r"(/\S+)")
 
@@ -113,6 +113,18 @@ def build_image(name: str, programs: Sequence[str], *, podman: str = "podman") -
     return inspect_image(name, podman=podman)
 
 
+def ensure_image(name: str, programs: Sequence[str], *, podman: str = "podman") -> BuiltImage:
+    """``name`` as it is in the local store, built with :func:`build_image` only if it is missing.
+
+    Rebuilding would give the tag a new image id (``podman import`` records the time), silently moving it
+    away from the digest a TRE approved, so an existing image is always kept.
+    """
+    try:
+        return inspect_image(name, podman=podman)
+    except subprocess.CalledProcessError:
+        return build_image(name, programs, podman=podman)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m agent.container_image", description=__doc__.splitlines()[0]
@@ -122,8 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     build.add_argument("name", help="the image name, e.g. localhost/five-safes/sqlite-counts:1")
     build.add_argument("programs", nargs="+", help="programs on PATH to put in /bin")
     build.add_argument("--podman", default="podman")
+    build.add_argument("--rebuild", action="store_true", help="replace an existing image of that name")
     args = parser.parse_args(argv)
-    print(json.dumps(build_image(args.name, args.programs, podman=args.podman), indent=2))
+    make = build_image if args.rebuild else ensure_image
+    print(json.dumps(make(args.name, args.programs, podman=args.podman), indent=2))
     return 0
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.container_image import build_image
+from agent.container_image import ensure_image
 from agent.demo_workflows import pack_workflow_crate
 from agent.synthetic import generate, write_sqlite
 from crates.models import Job
@@ -31,7 +31,7 @@ IMAGE = "localhost/five-safes/sqlite-counts:1"
 
 
 def container_site(portal, tre_a, olivia, tmp_path, *, projects):
-    image = build_image(IMAGE, ["sh", "cat", "sqlite3"])
+    image = ensure_image(IMAGE, ["sh", "cat", "sqlite3"])
     digest = image["digests"][0]
     with portal.db():
         workflow = factories.WorkflowFactory(

@@ -18,7 +18,7 @@ import pytest
 
 from agent import podman_shim
 from agent.config import load_config
-from agent.container_image import build_image
+from agent.container_image import ensure_image
 from agent.executors import execute
 from agent.executors.base import ExecutionStatus
 from agent.executors.cwl import container_requests
@@ -36,7 +36,7 @@ OTHER_DIGEST = "sha256:" + "0" * 64
 @pytest.fixture(scope="session")
 def image() -> dict:
     """The demo workflow's image, imported into the local store from the host's sh, cat and sqlite3."""
-    return build_image(IMAGE, ["sh", "cat", "sqlite3"])
+    return ensure_image(IMAGE, ["sh", "cat", "sqlite3"])
 
 
 def container_config(tmp_path: Path, dataset: Path, digests: list[str], *, memory: str = "512 MiB"):
@@ -371,3 +371,9 @@ def test_every_shipped_workflow_is_a_packable_crate_with_a_plain_language_readme
     assert {"@id": "README.md"} in root["hasPart"]
     assert (crate / "README.md").read_text().startswith("# ")
     assert len(packed.sha256) == 64
+
+
+def test_an_image_is_built_once_and_kept(image):
+    from agent.container_image import ensure_image, inspect_image
+
+    assert ensure_image(IMAGE, ["sh"]) == inspect_image(IMAGE) == image
