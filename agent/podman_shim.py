@@ -4,8 +4,9 @@ cwltool (``--podman``) calls ``podman inspect IMAGE`` to find an image and ``pod
 step. The CWL executor puts a two-line ``podman`` script first on cwltool's ``PATH`` that runs this file
 with a policy file written for the job (JSON, see :func:`load_policy`). Then:
 
-* ``inspect`` looks at images only (``podman image inspect``); ``version``, ``info`` and cwltool's memory
-  report (``stats --format {{.MemPerc}} ID``) pass; every other
+* ``inspect`` looks at images only (``podman image inspect``); ``version``, ``info``, cwltool's memory
+  report (``stats --format {{.MemPerc}} ID``) and its clean-up (``kill ID``, of this job's containers
+  only) pass; every other
   subcommand (``pull``, ``load``, ``build``, ``import``, ``login``, ``exec``, ...) is refused, so nothing
   is ever fetched from anywhere and nothing is built;
 * ``run`` takes only the options cwltool itself writes (an allow list); the image must resolve in the
@@ -137,10 +138,42 @@ def run_argv(args: list[str], policy: dict[str, Any]) -> list[str]:
         f"--memory-swap={memory}",
         f"--pids-limit={int(policy['pids_limit'])}",
         *(f"--ulimit={ulimit}" for ulimit in policy.get("ulimits", [])),
+        *([f"--label={policy['label']}"] if policy.get("label") else []),
         *options,
         image_id,
         *command,
     ]
+
+
+def _job_containers(policy: dict[str, Any]) -> list[str]:
+    """The full ids of the containers carrying the job's label."""
+    if not policy.get("label"):
+        return []
+    listed = subprocess.run(  # nosec B603: fixed argv
+        [*_global_args(policy), "ps", "--all", "--quiet", "--no-trunc", f"--filter=label={policy['label']}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return listed.stdout.split()
+
+
+def remove_containers(policy: dict[str, Any]) -> list[str]:
+    """Force-remove every container carrying the job's label; returns their ids.
+
+    A timeout or cancellation kills cwltool and podman, but the container lives on under conmon, which
+    left their process tree; this ends it.
+    """
+    ids = _job_containers(policy)
+    if ids:
+        subprocess.run(  # nosec B603: fixed argv, ids from podman itself
+            [*_global_args(policy), "rm", "--force", "--time=0", *ids],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+    return ids
 
 
 def command_argv(args: list[str], policy: dict[str, Any]) -> list[str]:
@@ -156,6 +189,10 @@ def command_argv(args: list[str], policy: dict[str, Any]) -> list[str]:
         # cwltool's memory report for the container it started (by the id podman wrote to its cidfile).
         if rest[2].isalnum():
             return [*_global_args(policy), "stats", "--no-stream", "--format", "{{.MemPerc}}", rest[2]]
+    if subcommand == "kill" and len(rest) == 1 and rest[0].strip().isalnum():
+        # cwltool's clean-up when it is stopped: only a container of this job.
+        if rest[0].strip() in _job_containers(policy):
+            return [*_global_args(policy), "kill", rest[0].strip()]
     if subcommand in ("version", "info") and not rest:
         return [*_global_args(policy), subcommand]
     raise Refusal(

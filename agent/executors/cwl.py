@@ -36,6 +36,7 @@ import json
 import shutil
 import sys
 import threading
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -240,16 +241,19 @@ class CwlExecutor:
             )
         except SandboxError as exc:
             return finish(ExecutionStatus.FAILED, f"refused: {exc}")
+        finally:
+            if policy is not None:
+                podman_shim.remove_containers(policy)
         network = result.network
         if policy is not None:
             network = f"{network}; containers: podman --network=none"
-        if refusal_file.exists():
-            refusal = refusal_file.read_text(encoding="utf-8").splitlines()[0]
-            return finish(ExecutionStatus.FAILED, f"refused: {refusal}")
         if result.outcome is Outcome.CANCELLED:
             return finish(ExecutionStatus.CANCELLED, "cancelled")
         if result.outcome is Outcome.TIMED_OUT:
             return finish(ExecutionStatus.FAILED, result.describe(limits.timeout_seconds))
+        if refusal_file.exists():
+            refusal = refusal_file.read_text(encoding="utf-8").splitlines()[0]
+            return finish(ExecutionStatus.FAILED, f"refused: {refusal}")
         if result.returncode == _UNSUPPORTED_REQUIREMENT:
             return finish(
                 ExecutionStatus.FAILED,
@@ -299,6 +303,8 @@ class CwlExecutor:
             "readable": [str(job.directory.root), *([str(dataset)] if dataset else [])],
             "writable": [str(job.directory.tmp)],
             "refusal_file": str(job.directory.logs / "container-refusal.txt"),
+            # Every container of this job carries it, so none outlives the job (see _remove_containers).
+            "label": f"five-safes-job={job.directory.root.name}-{uuid.uuid4().hex[:12]}",
         }
         for _, image in requests:
             if not isinstance(image, str):

@@ -39,10 +39,12 @@ def image() -> dict:
     return ensure_image(IMAGE, ["sh", "cat", "sqlite3"])
 
 
-def container_config(tmp_path: Path, dataset: Path, digests: list[str], *, memory: str = "512 MiB"):
+def container_config(
+    tmp_path: Path, dataset: Path, digests: list[str], *, memory: str = "512 MiB", timeout: int = 120
+):
     path = tmp_path / "agent.toml"
     path.write_text(
-        TOML_BASE.format(work_dir=tmp_path / "work", timeout=120)
+        TOML_BASE.format(work_dir=tmp_path / "work", timeout=timeout)
         + f"""
 [accept]
 container_digests = {json.dumps(digests)}
@@ -377,3 +379,39 @@ def test_an_image_is_built_once_and_kept(image):
     from agent.container_image import ensure_image, inspect_image
 
     assert ensure_image(IMAGE, ["sh"]) == inspect_image(IMAGE) == image
+
+
+# sqlite3 builds one string of about 100 bytes per row: at 50 million rows, far past any memory limit
+# here, and at 5 billion rows far past any wall-clock limit.
+GREEDY = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {rows}) "
+    "SELECT length(group_concat(printf('%0100d', x))) FROM c;"
+)
+
+
+def sqlite_step(sql: str) -> str:
+    return shell_step(f'sqlite3 :memory: "{sql}"')
+
+
+def test_a_container_over_its_memory_limit_is_stopped(tmp_path, synthetic_sqlite, image):
+    config = container_config(tmp_path, synthetic_sqlite, image["digests"], memory="64 MiB")
+    crate = workflow_crate(tmp_path, "greedy", sqlite_step(GREEDY.format(rows=50_000_000)))
+
+    result = execute(container_job(config, "greedy", crate, image["digests"]), config)
+
+    assert result.status is ExecutionStatus.FAILED
+    assert result.reason.startswith("the workflow failed")
+    assert list((job_dir(config, "greedy") / "outputs").iterdir()) == []
+
+
+def test_a_container_past_its_time_limit_is_stopped_and_removed(tmp_path, synthetic_sqlite, image):
+    config = container_config(tmp_path, synthetic_sqlite, image["digests"], timeout=8)
+    crate = workflow_crate(tmp_path, "slow", sqlite_step(GREEDY.format(rows=5_000_000_000)))
+    job = container_job(config, "slow", crate, image["digests"])
+
+    result = execute(job, config)
+
+    assert result.status is ExecutionStatus.FAILED
+    assert result.reason == "timeout: wall-clock limit of 8 s reached"
+    policy = json.loads((job.directory.tmp / "bin" / "container-policy.json").read_text())
+    assert podman_shim.remove_containers(policy) == []  # none of the job's containers is left
