@@ -17,7 +17,7 @@ file that still matches its agent is kept, datasets are not regenerated, workflo
 
 import json
 import os
-import subprocess  # nosec B404: only to catch the image builder's errors
+import subprocess  # only to catch the image builder's errors
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
