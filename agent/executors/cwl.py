@@ -303,7 +303,7 @@ class CwlExecutor:
             "readable": [str(job.directory.root), *([str(dataset)] if dataset else [])],
             "writable": [str(job.directory.tmp)],
             "refusal_file": str(job.directory.logs / "container-refusal.txt"),
-            # Every container of this job carries it, so none outlives the job (see _remove_containers).
+            # Every container of this job carries it, so none outlives the job (podman_shim.remove_containers).
             "label": f"five-safes-job={job.directory.root.name}-{uuid.uuid4().hex[:12]}",
         }
         for _, image in requests:
