@@ -415,3 +415,29 @@ def test_a_container_past_its_time_limit_is_stopped_and_removed(tmp_path, synthe
     assert result.reason == "timeout: wall-clock limit of 8 s reached"
     policy = json.loads((job.directory.tmp / "bin" / "container-policy.json").read_text())
     assert podman_shim.remove_containers(policy) == []  # none of the job's containers is left
+
+
+def test_provenance_that_would_reveal_the_host_is_not_released(tmp_path, synthetic_sqlite, image):
+    from agent.config import TreIdentity
+    from agent.provenance import ProvenanceError, release_provenance
+
+    config = container_config(tmp_path, synthetic_sqlite, image["digests"])
+    job = container_job(config, "leaky", SEX_COUNTS, image["digests"])
+    assert execute(job, config).status is ExecutionStatus.COMPLETED
+    run_crate = job.directory.provenance / "run-crate"
+    tre = TreIdentity("tre-test", "Test TRE", "https://tre-test.example.org/")
+    kwargs = {"outputs": ["sex_counts.csv"], "tre": tre, "workflow_version": "1", "workflow_url": WORKFLOW_ID}
+
+    released = release_provenance(run_crate, tmp_path / "ok", **kwargs)
+    assert (released / "ro-crate-metadata.json").is_file()
+    # runcrate's own crate holds the dataset itself; the released one never does.
+    assert any(path.stat().st_size == synthetic_sqlite.stat().st_size for path in run_crate.iterdir())
+    assert all(path.stat().st_size < 20_000 for path in released.iterdir())
+
+    metadata = run_crate / "ro-crate-metadata.json"
+    metadata.write_text(metadata.read_text().replace('"name": "run of', '"name": "run at /srv/tre/secret of'))
+    with pytest.raises(ProvenanceError, match="host path"):
+        release_provenance(run_crate, tmp_path / "leak", **kwargs)
+    with pytest.raises(ProvenanceError, match="credential"):
+        release_provenance(run_crate, tmp_path / "leak", **kwargs, forbidden=["sex_counts"])
+    assert not (tmp_path / "leak").exists()
