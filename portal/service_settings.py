@@ -6,7 +6,7 @@ So the TRE's approval of such a workflow also fixes what the call may use (Safe 
 
 ``datashield``
     ``{"profile": "<Opal DataSHIELD profile>", "functions": ["meanDS", "tableDS", ...]}``: the profile
-    the agent opens sessions with and the aggregate functions a request may call. The agent refuses any
+    the agent opens sessions with and the aggregate (and assign) functions a request may call. The agent refuses any
     other function before anything runs, and also checks the server's own list for the profile.
 ``bitfount``
     ``{"pods": ["<owner>/<pod>", ...], "task": {"algorithm": "...", "protocol": "..."},
@@ -74,9 +74,7 @@ def clean(executor: str, data: Mapping[str, Any] | None) -> dict[str, Any]:
             raise ValidationError(
                 {"profile": "Name the DataSHIELD profile (letters, digits, '.', '_', '-')."}
             )
-        functions = _names(
-            data.get("functions"), _R_FUNCTION_RE, "DataSHIELD aggregate functions", "functions"
-        )
+        functions = _names(data.get("functions"), _R_FUNCTION_RE, "DataSHIELD functions", "functions")
         return {"profile": profile, "functions": functions}
     if executor == "bitfount":
         pods = _names(data.get("pods"), _POD_RE, "pod identifiers (owner/pod)", "pods")
