@@ -27,6 +27,7 @@ from reviews.pooling import (
     pooled_summary,
     read_glm_answer,
 )
+from tests.unit.agent.conftest import REPO
 from tests.unit.agent.opal_server import OpalServer
 from tests.unit.agent.test_datashield import TOKEN, ds_config, ds_job
 
@@ -249,3 +250,12 @@ def test_the_tre_refuses_a_formula_that_is_more_than_variable_names(tres, tmp_pa
     assert result.status is ExecutionStatus.FAILED
     assert "is not 'response ~ term + term" in result.reason
     assert not [r for r in server.requests if "/session" in r.path]  # nothing reached Opal
+
+
+def test_the_shipped_workflow_request_is_the_first_round_of_a_logistic_model(tres):
+    request = json.loads((REPO / "workflows" / "datashield-glm" / "datashield-glm.json").read_text())
+    server, config = tres["tre-b"]
+    [call] = request["calls"]
+    assert request["assignments"] == {"D": "STUDY.HEALTH"}
+    first = read_glm_answer("tre-b", run_call("tre-b", server, config, call, "shipped"))
+    assert len(first.score) == 4 and first.n_valid == SIZES["tre-b"] - 1  # one missing BMI
