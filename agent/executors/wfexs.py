@@ -1,6 +1,6 @@
 """``wfexs``: hand an approved workflow to WfExS-backend (the EOSC-Life workflow execution service).
 
-WfExS-backend is driven through its documented command line (``WfExS-Backend.py``, from
+WfExS-backend is driven through its documented command line (``WfExS-backend.py``, from
 ``inab/WfExS-backend``: ``wfexs_backend/__main__.py`` and ``docs/source/usage.rst``) and its documented
 staging file (a "workflow configuration file", YAML, whose JSON Schema is
 ``wfexs_backend/schemas/stage-definition.json``; a copy is in ``tests/data/wfexs/``). For each job the agent
@@ -9,6 +9,8 @@ writes, inside the job directory only:
 * ``work/wfexs/local_config.yaml``: WfExS's local configuration, with ``workDir`` in the job directory,
   ``cacheDir`` from the route (the TRE's cache), the container technology and the crypt4gh key pair
   (``state/wfexs.key``/``.pub``, made by ``init`` on the first run of the job);
+* ``work/wfexs/packed.cwl``: for CWL, the approved main workflow packed by ``cwltool --pack`` (WfExS
+  fetches a ``file:`` workflow as that single file, so its steps' tools must be inside it);
 * ``work/wfexs/job.wfex.stage``: the staging file, generated from the crate (:func:`stage_document`):
   ``workflow_id`` is the approved workflow crate's main workflow as a ``file://`` URI inside the job's
   ``workflow/`` folder, ``params`` are the request's inputs (a staged file becomes
@@ -19,18 +21,20 @@ writes, inside the job directory only:
 then runs, each as a sandboxed subprocess (minimal environment, process group, wall-clock limit,
 cancellation, CPU/memory/file-size limits; network off unless the route allows it)::
 
-    WfExS-Backend.py -L local_config.yaml init                              (only when the keys are absent)
-    WfExS-Backend.py -L local_config.yaml stage -W job.wfex.stage --save-workdir-id state/wfexs-workdir-id
-    WfExS-Backend.py -L local_config.yaml offline-execute -J <workdir id>
-    WfExS-Backend.py -L local_config.yaml export-crate -J <workdir id>
+    WfExS-backend.py -L local_config.yaml init                              (only when the keys are absent)
+    WfExS-backend.py -L local_config.yaml stage -W job.wfex.stage --save-workdir-id state/wfexs-workdir-id
+    WfExS-backend.py -L local_config.yaml offline-execute -J <workdir id>
+    WfExS-backend.py -L local_config.yaml export-crate -J <workdir id>
 
-The outputs are the regular files WfExS leaves in ``<workDir>/<workdir id>/outputs/`` (WfExS's
-``WORKDIR_OUTPUTS_RELDIR``), each copied under the route's size limit with :func:`collect_output`; links and
+The outputs are the regular files WfExS leaves in ``<workDir>/<workdir id>/outputs/<execution id>/``
+(WfExS's ``WORKDIR_OUTPUTS_RELDIR``, one folder per execution), each copied under the route's size limit with :func:`collect_output`; links and
 special files are refused. WfExS's own Workflow Run Crate (from ``export-crate``) is provenance inside the
-TRE (``ExecutionResult.provenance``): it may hold inputs, so it never leaves. A failing step fails the job
+TRE (``ExecutionResult.provenance``): it may hold inputs, so it never leaves; when ``export-crate`` fails
+(it needs Graphviz's ``dot``) the outputs still stand and ``details["provenance"]`` says why there is no
+run crate. Any other failing step fails the job
 with a reason naming the step and how it ended, never WfExS's output (which may quote data).
 
-The route's ``[workflows.options]``: ``executable`` (required: the ``WfExS-Backend.py`` of the TRE's own
+The route's ``[workflows.options]``: ``executable`` (required: the ``WfExS-backend.py`` of the TRE's own
 WfExS installation, run with its own Python), ``cache_dir`` (required), ``container_type`` (``podman``,
 the default; ``singularity``, ``docker`` or ``none``), ``workflow_type`` (``cwl``, the default, or
 ``nextflow``), ``allow_network`` (default false: WfExS then runs with the sandbox's network isolation, so
@@ -44,6 +48,7 @@ import os
 import re
 import shutil
 import stat
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -51,6 +56,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import unquote, urlparse
 
 from ruamel.yaml import YAML
 
@@ -86,6 +92,7 @@ _PARAM_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
 _WORKDIR_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _VERSION_RE = re.compile(r"version\s+([0-9][0-9A-Za-z.+_-]*)")
 _VERSION_TIMEOUT_SECONDS = 120.0
+_CWLTOOL = (sys.executable, "-c", "import sys; from cwltool.main import run; sys.exit(run())")
 
 
 class StageRefused(ValueError):
@@ -246,18 +253,18 @@ class WfExSExecutor:
         yaml = _yaml()
         with local_config.open("w", encoding="utf-8") as handle:
             yaml.dump(local_config_document(job, self.options), handle)
-        with stage_file.open("w", encoding="utf-8") as handle:
-            yaml.dump(stage, handle)
 
         limits = self.route.limits
         timeout = float(limits.timeout_seconds)
         deadline = time.monotonic() + timeout
         sandbox = self.config.sandbox
 
-        def step(name: str, *arguments: str, seconds: float | None = None) -> SandboxResult:
+        def step(
+            name: str, *arguments: str, seconds: float | None = None, argv: list[str] | None = None
+        ) -> SandboxResult:
             remaining = deadline - time.monotonic() if seconds is None else seconds
             return run_sandboxed(
-                [str(executable), "-L", str(local_config), *arguments],
+                argv or [str(executable), "-L", str(local_config), *arguments],
                 cwd=base,
                 env=minimal_environment(path=sandbox.path, home=directory.home, tmpdir=directory.tmp),
                 limits=ResourceLimits(
@@ -282,8 +289,22 @@ class WfExSExecutor:
             if outcome.outcome is Outcome.TIMED_OUT:
                 return finish(ExecutionStatus.FAILED, f"timeout: wall-clock limit of {timeout:g} s reached")
             if not outcome.succeeded:
-                return finish(ExecutionStatus.FAILED, f"WfExS-backend {name} failed ({outcome.describe()})")
+                what = name if name.startswith("could not") else f"WfExS-backend {name} failed"
+                return finish(ExecutionStatus.FAILED, f"{what} ({outcome.describe()})")
             return None
+
+        # WfExS fetches a file: workflow as that one file, so a CWL workflow goes to it packed (one document
+        # with every step's tool), as cwltool --pack writes it; the approved crate itself is not changed.
+        if self.options.workflow_type == "cwl":
+            packed = base / "packed.cwl"
+            main = stage["workflow_id"]
+            outcome = step("pack", argv=[*_CWLTOOL, "--pack", _path_of(main)])
+            if (ended := failed("could not pack the CWL workflow: cwltool --pack", outcome)) is not None:
+                return ended
+            shutil.copyfile(directory.logs / "wfexs-pack.stdout.log", packed)
+            stage["workflow_id"] = packed.as_uri()
+        with stage_file.open("w", encoding="utf-8") as handle:
+            yaml.dump(stage, handle)
 
         # The version names the engine in the result crate and proves the installation starts.
         outcome = step(
@@ -318,8 +339,12 @@ class WfExSExecutor:
             ended := failed("offline-execute", step("execute", "offline-execute", "-J", workdir_id))
         ) is not None:
             return ended
-        if (ended := failed("export-crate", step("export", "export-crate", "-J", workdir_id))) is not None:
-            return ended
+        # The run crate is provenance kept inside the TRE; without it the outputs still stand.
+        exported = step("export", "export-crate", "-J", workdir_id)
+        if exported.outcome is Outcome.CANCELLED:
+            return finish(ExecutionStatus.CANCELLED, "cancelled")
+        if not exported.succeeded:
+            details["provenance"] = f"WfExS-backend export-crate failed ({exported.describe()})"
 
         workdir = (base / "workdirs" / workdir_id).resolve()
         if (base / "workdirs").resolve() not in workdir.parents:
@@ -329,7 +354,11 @@ class WfExSExecutor:
         )
         provenance = crates[0] if crates else None
         try:
-            outputs = _collect(workdir / "outputs", directory.outputs, max_bytes=limits.max_output_file_bytes)
+            outputs = _collect(
+                _execution_outputs(workdir / "outputs"),
+                directory.outputs,
+                max_bytes=limits.max_output_file_bytes,
+            )
         except OutputError as exc:
             return finish(ExecutionStatus.FAILED, f"output refused: {exc}")
         if not outputs:
@@ -337,6 +366,20 @@ class WfExSExecutor:
                 ExecutionStatus.FAILED, "WfExS-backend finished but the workflow produced no outputs"
             )
         return finish(ExecutionStatus.COMPLETED, None, outputs)
+
+
+def _path_of(uri: str) -> str:
+    return unquote(urlparse(uri).path)
+
+
+def _execution_outputs(outputs: Path) -> Path:
+    """WfExS keeps each execution's outputs in ``outputs/<execution id>/``; one execution ran here."""
+    if outputs.is_dir() and not outputs.is_symlink():
+        entries = list(outputs.iterdir())
+        if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
+            if _WORKDIR_ID_RE.match(entries[0].name):
+                return entries[0]
+    return outputs
 
 
 def _collect(source: Path, outputs_dir: Path, *, max_bytes: int) -> tuple[OutputFile, ...]:

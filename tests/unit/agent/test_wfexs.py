@@ -23,6 +23,27 @@ from tests.unit.agent.conftest import REPO, TOML_BASE
 WORKFLOW_ID = "https://portal.example.org/workflows/line-counts"
 SCHEMAS = REPO / "tests" / "data" / "wfexs"
 STUB = Path(__file__).with_name("wfexs_stub.py")
+LINE_COUNTS = """cwlVersion: v1.2
+class: Workflow
+inputs:
+  cohort: File
+outputs:
+  counts: {type: File, outputSource: count/counts}
+steps:
+  count:
+    run: count.cwl
+    in: {cohort: cohort}
+    out: [counts]
+"""
+COUNT = """cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: [wc, -l]
+inputs:
+  cohort: {type: File, inputBinding: {position: 1}}
+stdout: line-counts.txt
+outputs:
+  counts: {type: stdout}
+"""
 
 
 def validator(name: str):
@@ -32,8 +53,8 @@ def validator(name: str):
 
 @pytest.fixture
 def wfexs_command(tmp_path: Path) -> Path:
-    """An executable ``WfExS-Backend.py`` that runs the stand-in with this interpreter."""
-    command = tmp_path / "bin" / "WfExS-Backend.py"
+    """An executable ``WfExS-backend.py`` that runs the stand-in with this interpreter."""
+    command = tmp_path / "bin" / "WfExS-backend.py"
     command.parent.mkdir()
     command.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{STUB}" "$@"\n')
     command.chmod(0o755)
@@ -63,7 +84,8 @@ cache_dir = "{tmp_path / "wfexs-cache"}"
 
 def wfexs_job(config, parameters=None, *, job_id="wf-1", main="line_counts.cwl") -> Job:
     directory = JobDirectory.create(config.work_dir, job_id)
-    (directory.workflow / "line_counts.cwl").write_text("cwlVersion: v1.2\nclass: CommandLineTool\n")
+    (directory.workflow / "line_counts.cwl").write_text(LINE_COUNTS)
+    (directory.workflow / "count.cwl").write_text(COUNT)
     (directory.workflow / "ro-crate-metadata.json").write_text(
         json.dumps({"@graph": [{"@id": "./", "mainEntity": {"@id": main}}]})
     )
@@ -136,6 +158,10 @@ def test_a_job_is_staged_executed_and_exported_and_its_outputs_collected(tmp_pat
     calls = (job.directory.work / "wfexs" / "calls.log").read_text().splitlines()
     workdir_id = result.details["workdir_id"]
     local = str(job.directory.work / "wfexs" / "local_config.yaml")
+    packed = json.loads((job.directory.work / "wfexs" / "packed.cwl").read_text())
+    assert {process["class"] for process in packed["$graph"]} == {"Workflow", "CommandLineTool"}
+    stage = read_stage_file(job.directory.work / "wfexs" / "job.wfex.stage")
+    assert stage["workflow_id"] == (job.directory.work / "wfexs" / "packed.cwl").as_uri()
     assert calls == [
         f"-L {local} init",
         f"-L {local} stage -W {job.directory.work / 'wfexs' / 'job.wfex.stage'} --save-workdir-id "
@@ -210,7 +236,7 @@ def test_an_input_that_is_not_staged_for_the_job_is_refused(tmp_path, wfexs_comm
 
 
 def test_a_missing_wfexs_installation_fails_the_job(tmp_path):
-    config = wfexs_config(tmp_path, tmp_path / "nowhere" / "WfExS-Backend.py")
+    config = wfexs_config(tmp_path, tmp_path / "nowhere" / "WfExS-backend.py")
     result = execute(wfexs_job(config), config)
     assert result.reason == "the TRE's WfExS-backend executable is missing or not executable"
 
@@ -222,3 +248,24 @@ def test_route_options_are_checked_when_the_configuration_loads(tmp_path, wfexs_
         wfexs_config(tmp_path, wfexs_command, options='container_type = "lxc"')
     with pytest.raises(ConfigError, match="workflow_type"):
         wfexs_config(tmp_path, wfexs_command, options='workflow_type = "snakemake"')
+
+
+def test_without_a_run_crate_from_wfexs_the_outputs_still_stand_and_the_gap_is_recorded(
+    tmp_path, wfexs_command
+):
+    config = wfexs_config(tmp_path, wfexs_command)
+    result = execute(wfexs_job(config, {"stub_behaviour": "no-dot"}), config)
+    assert result.status is ExecutionStatus.COMPLETED, result.reason
+    assert [output.path for output in result.outputs] == ["line-counts.csv"]
+    assert result.provenance is None
+    assert result.details["provenance"] == "WfExS-backend export-crate failed (exit status 1)"
+
+
+def test_a_cwl_workflow_that_cannot_be_packed_fails_before_wfexs_runs(tmp_path, wfexs_command):
+    config = wfexs_config(tmp_path, wfexs_command)
+    job = wfexs_job(config)
+    (job.directory.workflow / "count.cwl").unlink()
+    result = execute(job, config)
+    assert result.status is ExecutionStatus.FAILED
+    assert result.reason.startswith("could not pack the CWL workflow: cwltool --pack (exit status")
+    assert not (job.directory.work / "wfexs" / "calls.log").exists()

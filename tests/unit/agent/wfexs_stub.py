@@ -1,4 +1,4 @@
-"""Stands in for WfExS-backend's command line (``WfExS-Backend.py``) in tests, and for nothing else.
+"""Stands in for WfExS-backend's command line (``WfExS-backend.py``) in tests, and for nothing else.
 
 It honours the contract the ``wfexs`` executor relies on, as read from WfExS-backend's
 ``wfexs_backend/__main__.py``: the global ``-L/--local-config`` and ``--version``; the commands ``init``,
@@ -10,7 +10,8 @@ validates the local configuration and the staging file against WfExS's own JSON 
 It does not run a workflow engine. ``offline-execute`` writes, for every ``File`` input, its line count
 to ``outputs/line-counts.csv``. The ``stub_behaviour`` value parameter makes it misbehave on purpose:
 ``fail`` (exit 3), ``sleep`` (never finish), ``symlink`` (an output that is a link to an input), ``many``
-(too many output files), ``no-outputs``.
+(too many output files), ``no-outputs``, ``no-dot`` (``export-crate`` fails, as WfExS does without
+Graphviz).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def file_path(uri: str) -> Path:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="WfExS-Backend.py")
+    parser = argparse.ArgumentParser(prog="WfExS-backend.py")
     parser.add_argument("-L", "--local-config", dest="local_config", required=True)
     parser.add_argument("-V", "--version", action="version", version=f"%(prog)s version {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -112,8 +113,8 @@ def main() -> int:
     meta = json.loads((root / "meta" / "stage.json").read_text())
     behaviour = meta["inputs"].get("stub_behaviour", "")
     if args.command == "offline-execute":
-        outputs = root / "outputs"
-        outputs.mkdir(exist_ok=True)
+        outputs = root / "outputs" / str(uuid.uuid4())  # one folder per execution, as WfExS does
+        outputs.mkdir(parents=True)
         if behaviour == "fail":
             print("Traceback: the workflow failed on row 17 of the data", file=sys.stderr)
             return 3
@@ -138,6 +139,9 @@ def main() -> int:
         return 0
 
     # export-crate: WfExS writes a Workflow Run Crate of the execution (it may hold inputs)
+    if behaviour == "no-dot":
+        print("FileNotFoundError: [Errno 2] No such file or directory: 'dot'", file=sys.stderr)
+        return 1
     (root / "meta" / "execution.crate.zip").write_bytes(b"PK\x05\x06" + b"\x00" * 18)
     return 0
 
