@@ -28,7 +28,8 @@ cancellation, CPU/memory/file-size limits; network off unless the route allows i
 
 The outputs are the regular files WfExS leaves in ``<workDir>/<workdir id>/outputs/<execution id>/``
 (WfExS's ``WORKDIR_OUTPUTS_RELDIR``, one folder per execution), each copied under the route's size limit with :func:`collect_output`; links and
-special files are refused. WfExS's own Workflow Run Crate (from ``export-crate``) is provenance inside the
+special files are refused. WfExS's own Workflow Run Crate (``outputs/execution.ro-crate.zip``, from
+``export-crate``) is provenance inside the
 TRE (``ExecutionResult.provenance``): it may hold inputs, so it never leaves; when ``export-crate`` fails
 (it needs Graphviz's ``dot``) the outputs still stand and ``details["provenance"]`` says why there is no
 run crate. Any other failing step fails the job
@@ -350,7 +351,7 @@ class WfExSExecutor:
         if (base / "workdirs").resolve() not in workdir.parents:
             return finish(ExecutionStatus.FAILED, "WfExS-backend's working directory is not inside the job")
         crates = sorted(
-            path for path in workdir.glob("**/*.crate.zip") if path.is_file() and not path.is_symlink()
+            path for path in workdir.glob("**/*crate.zip") if path.is_file() and not path.is_symlink()
         )
         provenance = crates[0] if crates else None
         try:
@@ -372,10 +373,15 @@ def _path_of(uri: str) -> str:
     return unquote(urlparse(uri).path)
 
 
+def _is_run_crate(path: Path) -> bool:
+    """WfExS's own run crate (``export-crate`` writes ``outputs/execution.ro-crate.zip``)."""
+    return path.name.endswith("crate.zip")
+
+
 def _execution_outputs(outputs: Path) -> Path:
     """WfExS keeps each execution's outputs in ``outputs/<execution id>/``; one execution ran here."""
     if outputs.is_dir() and not outputs.is_symlink():
-        entries = list(outputs.iterdir())
+        entries = [entry for entry in outputs.iterdir() if not _is_run_crate(entry)]
         if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
             if _WORKDIR_ID_RE.match(entries[0].name):
                 return entries[0]
@@ -390,7 +396,7 @@ def _collect(source: Path, outputs_dir: Path, *, max_bytes: int) -> tuple[Output
     for path in sorted(source.rglob("*")):
         if path.is_dir() and not path.is_symlink():
             continue
-        if path.name.endswith(".crate.zip"):
+        if _is_run_crate(path):
             continue  # WfExS's provenance crate: inside the TRE only
         if len(collected) >= MAX_OUTPUT_FILES:
             raise OutputError(f"the workflow produced more than {MAX_OUTPUT_FILES} output files")

@@ -170,7 +170,7 @@ def test_a_job_is_staged_executed_and_exported_and_its_outputs_collected(tmp_pat
         f"-L {local} export-crate -J {workdir_id}",
     ]
     # WfExS's own run crate is provenance kept in the TRE, never an output
-    assert result.provenance is not None and result.provenance.name == "execution.crate.zip"
+    assert result.provenance is not None and result.provenance.name == "execution.ro-crate.zip"
     assert read_stage_file(job.directory.work / "wfexs" / "job.wfex.stage")["nickname"] == "job-wf-1"
 
 

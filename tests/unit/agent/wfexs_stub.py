@@ -142,7 +142,7 @@ def main() -> int:
     if behaviour == "no-dot":
         print("FileNotFoundError: [Errno 2] No such file or directory: 'dot'", file=sys.stderr)
         return 1
-    (root / "meta" / "execution.crate.zip").write_bytes(b"PK\x05\x06" + b"\x00" * 18)
+    (root / "outputs" / "execution.ro-crate.zip").write_bytes(b"PK\x05\x06" + b"\x00" * 18)
     return 0
 
 
