@@ -171,7 +171,7 @@ def job_running(registry, alice, olivia, crate_zip, django_capture_on_commit_cal
 
 
 def test_concurrent_audit_appends_keep_one_chain():
-    """Each append locks the head inside one statement: racing writers still make one unbroken chain."""
+    """Each append locks the chain's head row in its transaction: racing writers still make one unbroken chain."""
     from portal import audit
 
     def append(index):
