@@ -61,6 +61,18 @@ def claim_one(agent, *, lease_seconds):
         )
         if job is None:
             return None
+        # The TRE's approval of the job's workflow (its service settings, or None when there is none),
+        # read before the move: the audit event takes the chain's head, held until the commit.
+        settings = (
+            WorkflowApproval.objects.filter(
+                workflow_id=job.workflow_id, tre_id=job.tre_id, status=Decision.APPROVED
+            )
+            .order_by("-pk")
+            .values_list("service_settings", flat=True)
+            .first()
+            if job.workflow_id is not None
+            else None
+        )
         now = timezone.now()
         lease = _lease_of(job) or JobLease(job=job)
         lease.agent = agent
@@ -73,17 +85,6 @@ def claim_one(agent, *, lease_seconds):
         lease.save()
         extra = {"fencing_token": lease.fencing_token, "attempt": lease.attempts}
         transition(job, S.CLAIMED, by=agent, extra=extra, locked=True)
-        # The TRE's approval of the job's workflow: its service settings, or None when there is none.
-        settings = (
-            WorkflowApproval.objects.filter(
-                workflow_id=job.workflow_id, tre_id=job.tre_id, status=Decision.APPROVED
-            )
-            .order_by("-pk")
-            .values_list("service_settings", flat=True)
-            .first()
-            if job.workflow_id is not None
-            else None
-        )
         return Claim(lease, job, settings is not None, settings or {})
 
 
