@@ -20,6 +20,7 @@ from agent.jobs import Job, JobDirectory
 from agent.synthetic import SyntheticDataset, generate, write_sqlite
 from tests.reference_data import CRATE_FIXTURES, oracle_command
 
+REPO = Path(__file__).resolve().parents[3]
 REQUEST_CRATE = CRATE_FIXTURES / "validator-valid-five-safes-crate-request" / "ro-crate-metadata.json"
 SYNTHETIC_PERSONS = 600
 SYNTHETIC_SEED = 20250101

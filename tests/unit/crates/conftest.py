@@ -44,7 +44,7 @@ from crates.fivesafes import (
     withhold_outputs,
     write_metadata,
 )
-from tests.reference_data import DATA, oracle_command
+from tests.reference_data import CHECKS_TSV, DATA, oracle_command
 from tests.unit.crates import cases
 
 REPO = Path(__file__).resolve().parents[3]
@@ -54,15 +54,15 @@ P = "five-safes-crate-0.4_"
 
 
 @pytest.fixture(scope="session")
-def reference() -> Path:
+def reference_dir() -> Path:
     """The reference data in the repository (tests/data: fixtures/, oracles/, reference/)."""
     return DATA
 
 
 @pytest.fixture(scope="session")
-def fixture_crates(reference: Path) -> dict[str, Path]:
+def fixture_crates(reference_dir: Path) -> dict[str, Path]:
     """Every example crate folder, by name."""
-    return {path.name: path for path in sorted((reference / FIXTURE_SET).iterdir()) if path.is_dir()}
+    return {path.name: path for path in sorted((reference_dir / FIXTURE_SET).iterdir()) if path.is_dir()}
 
 
 def metadata_path(crate_dir: Path) -> Path:
@@ -77,9 +77,9 @@ def result_doc(fixture_crates: dict[str, Path]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def tsv(reference: Path) -> dict[str, dict[str, str]]:
+def tsv() -> dict[str, dict[str, str]]:
     """The community validator's checks by id (columns check_id, severity, requirement_name, check_name)."""
-    lines = (reference / "reference" / "5s-validator-checks.tsv").read_text(encoding="utf-8").splitlines()
+    lines = CHECKS_TSV.read_text(encoding="utf-8").splitlines()
     rows = csv.DictReader([line for line in lines if not line.startswith("#")], delimiter="\t")
     return {row["check_id"]: row for row in rows}
 

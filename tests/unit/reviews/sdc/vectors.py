@@ -11,6 +11,8 @@ from reviews.sdc.policy import DisclosurePolicy
 from reviews.sdc.verdicts import FileResult, Rule
 from tests.reference_data import SDC_FIXTURES as FIXTURES
 
+REPO_ROOT = Path(__file__).resolve().parents[4]
+
 INPUTS = FIXTURES / "inputs"
 ACRO_TEST_DATA = FIXTURES / "acro-test-data"
 VERSIONS = ("1.0.2", "0.4.12")
