@@ -2,9 +2,9 @@
 
 1. **Claim throughput.** 20 agents of one TRE claim queued jobs through ``POST /api/v1/agent/claim/``
    as fast as they can, against the same 20 clients calling a bare DRF endpoint that returns a constant,
-   on the same gunicorn server and PostgreSQL database. Goal: claims at least half as many per second
-   as the bare endpoint answers, and no job claimed twice (every claimed job has fencing token 1, every
-   claim has its audit event, the audit chain verifies).
+   on the same gunicorn server and PostgreSQL database. Reported, with no target (ADR 0005): claims per
+   second against the bare endpoint's answers. Goal: no job claimed twice (every claimed job has
+   fencing token 1, every claim has its audit event, the audit chain verifies).
 2. **Sign-off to claim.** The same 20 agents long-poll an empty queue; an officer signs off a job
    (the real ``decide_step(..., "sign_off", "approve")``); the time from the start of the sign-off to
    the moment an agent's claim answer arrives is measured, round after round. Goal: median under 1 s.
