@@ -29,7 +29,8 @@ from portal.public import invalidate_public_pages
 from reviews import notifications
 from reviews.models import OutputFile, OutputVote, Publication, PublicOutput
 from reviews.permissions import check_act_as_researcher, check_check_outputs, check_publish_output
-from reviews.sdc import DisclosurePolicy, check_paths
+from reviews.sdc import DisclosurePolicy, check_file, check_paths
+from reviews.sdc.tables import shape_from_csvw
 from reviews.transitions import transition
 
 S = Job.Status
@@ -91,6 +92,19 @@ def _output_paths(metadata):
     return paths
 
 
+def declared_shapes(metadata):
+    """Declared table shapes by output path: a CSVW `tableSchema` on the output's File entity."""
+    shapes = {}
+    for entity in metadata.get("@graph", []):
+        if not isinstance(entity, dict) or not isinstance(entity.get("@id"), str):
+            continue
+        schema = entity.get("tableSchema") or entity.get("csvw:tableSchema")
+        shape = shape_from_csvw(schema)
+        if shape is not None:
+            shapes[entity["@id"].removeprefix("./")] = shape
+    return shapes
+
+
 def check_outputs(upload_id):
     """Unpack a verified results crate, run the disclosure checks on each output, open the review.
 
@@ -119,6 +133,11 @@ def check_outputs(upload_id):
             files.extend(sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target])
         report = check_paths([str(f) for f in files], policy) if files else None
         results = {Path(r.path).resolve(): r for r in (report.files if report else [])}
+        shapes = declared_shapes(upload.metadata or {})
+        for path in files:
+            shape = shapes.get(path.relative_to(data).as_posix())
+            if shape is not None and path.suffix.lower() in (".csv", ".tsv", ".tab"):
+                results[path.resolve()] = check_file(path, policy, display=str(path), declared=shape)
         with transaction.atomic():
             awaiting = Job.objects.select_for_update().filter(pk=job.pk, status=S.OUTPUTS_RETURNED)
             if not awaiting.values_list("pk", flat=True).first():

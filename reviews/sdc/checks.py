@@ -346,7 +346,13 @@ def _rank(matrix: list[list[Fraction]]) -> int:
 # Files
 
 
-def check_file(path: str | Path, policy: DisclosurePolicy, *, display: str | None = None) -> FileResult:
+def check_file(
+    path: str | Path,
+    policy: DisclosurePolicy,
+    *,
+    display: str | None = None,
+    declared: Mapping[str, Sequence[str]] | None = None,
+) -> FileResult:
     """Check one output file, choosing the checker by its extension (and, for CSV, by its shape).
 
     Files we cannot check automatically get a `manual` review. Raises `OSError` only if the file
@@ -360,7 +366,9 @@ def check_file(path: str | Path, policy: DisclosurePolicy, *, display: str | Non
         if size > MAX_TABLE_BYTES:
             message = f"The file is {size:,} bytes, more than the {MAX_TABLE_BYTES:,} checked automatically."
             return _unreadable_table(name, policy, TableFormatError(message))
-        return check_table_bytes(path.read_bytes(), policy, path=name, delimiter=_DELIMITED[suffix])
+        return check_table_bytes(
+            path.read_bytes(), policy, path=name, delimiter=_DELIMITED[suffix], declared=declared
+        )
     kind = kind_for(path)
     if kind == "other":
         message = f"Unrecognised type of file ({suffix or 'no extension'}): a person must inspect it."
@@ -482,6 +490,9 @@ def _result(
         cells=cells,
         flags=flags + kind_flags(kind, policy),
         notes=(f"Read as {layout.explanation}.", *notes),
+        label_columns=layout.label_columns
+        if layout.shape in (Shape.CROSS_TAB, Shape.LONG, Shape.CONTRIBUTIONS)
+        else (),
     )
 
 

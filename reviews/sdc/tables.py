@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from typing import Any
 
 #: Files larger than this are not parsed; a person reviews them instead.
 MAX_TABLE_BYTES = 64 * 1024 * 1024
@@ -163,7 +164,7 @@ def read_rows(data: bytes, *, delimiter: str | None = None) -> RawTable:
             f"Line {line} contains a NUL character: this is binary data, not text.", line=line
         )
 
-    chosen = delimiter or _guess_delimiter(text)
+    chosen = delimiter or guess_delimiter(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=chosen, strict=True)
     rows: list[tuple[str, ...]] = []
     lines: list[int] = []
@@ -194,7 +195,8 @@ def read_rows(data: bytes, *, delimiter: str | None = None) -> RawTable:
     return RawTable(tuple(rows), tuple(lines), chosen)
 
 
-def _guess_delimiter(text: str) -> str:
+def guess_delimiter(text: str) -> str:
+    """The likeliest of `,` `;` tab `|` from the first non-blank line (comma when none occurs)."""
     first = next((line for line in text.splitlines() if line.strip()), "")
     counts = {candidate: first.count(candidate) for candidate in _CANDIDATE_DELIMITERS}
     best = max(_CANDIDATE_DELIMITERS, key=lambda candidate: counts[candidate])
@@ -426,6 +428,52 @@ def declared_layout(raw: RawTable, declared: Mapping[str, Sequence[str]]) -> Lay
         tuple(sorted(magnitudes)),
         f"the declared shape: {shape} table; row labels from {_names(header, labels)}",
     )
+
+
+_INTEGER_TYPES = frozenset(
+    {"integer", "int", "long", "short", "byte", "nonnegativeinteger", "positiveinteger", "unsignedint",
+     "unsignedlong", "unsignedshort", "unsignedbyte"}
+)  # fmt: skip
+_NUMBER_TYPES = frozenset({"number", "decimal", "double", "float"})
+_ROLES = {"label": "labels", "count": "counts", "magnitude": "magnitudes", "statistic": "statistics"}
+
+
+def shape_from_csvw(schema: Any) -> dict[str, list[str]] | None:
+    """A declared shape from a CSVW `tableSchema` (None when it declares nothing usable).
+
+    Columns in `primaryKey` are row labels. Otherwise a column's `sdc:role` (label, count, magnitude,
+    statistic) says what it holds; without one, an integer `datatype` is a count, another numeric
+    datatype a magnitude, and any other datatype (text) a label. A column with neither is undeclared,
+    and the shape is then refused by `declared_layout`.
+    """
+    if not isinstance(schema, Mapping) or not isinstance(schema.get("columns"), list):
+        return None
+    keys = schema.get("primaryKey") or []
+    keys = [keys] if isinstance(keys, str) else [key for key in keys if isinstance(key, str)]
+    shape: dict[str, list[str]] = {"labels": [], "counts": [], "magnitudes": [], "statistics": []}
+    for column in schema["columns"]:
+        if not isinstance(column, Mapping):
+            continue
+        titles = column.get("titles")
+        name = column.get("name") or (titles[0] if isinstance(titles, list) and titles else titles)
+        if not isinstance(name, str):
+            continue
+        role = column.get("sdc:role") or column.get("role")
+        datatype = column.get("datatype")
+        if isinstance(datatype, Mapping):
+            datatype = datatype.get("base")
+        datatype = str(datatype or "").lower().removeprefix("xsd:")
+        if name in keys or role == "label":
+            shape["labels"].append(name)
+        elif role in _ROLES:
+            shape[_ROLES[role]].append(name)
+        elif datatype in _INTEGER_TYPES:
+            shape["counts"].append(name)
+        elif datatype in _NUMBER_TYPES:
+            shape["magnitudes"].append(name)
+        elif datatype:
+            shape["labels"].append(name)
+    return shape if any(shape.values()) else None
 
 
 def _names(header: Sequence[str], columns: Sequence[int]) -> str:

@@ -157,6 +157,8 @@ class FileResult:
     notes: tuple[str, ...] = ()
     justification: str = ""
     comments: tuple[str, ...] = ()
+    #: The 0-based file columns read as row labels (for a table read cell by cell).
+    label_columns: tuple[int, ...] = ()
 
     @property
     def verdict(self) -> Verdict:
@@ -188,4 +190,5 @@ class FileResult:
             "notes": list(self.notes),
             "justification": self.justification,
             "comments": list(self.comments),
+            "label_columns": list(self.label_columns),
         }
