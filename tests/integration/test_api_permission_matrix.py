@@ -15,6 +15,7 @@ from crates import dispatch
 from crates.models import Job
 from portal import services
 from reviews import outputs
+from reviews.models import CombinedRelease
 from tests import builders
 from tests.dispatch_helpers import bearer, issue
 
@@ -59,6 +60,10 @@ EXPECTED = {
     ("POST", "/api/v1/outputs/{output}/votes/"): {"cam"},
     ("POST", "/api/v1/outputs/{output}/release/"): {"cam"},
     ("POST", "/api/v1/outputs/{output}/describe/"): MEMBERS,
+    ("GET", "/api/v1/requests/{request}/combined/"): CAN_SEE_JOB,
+    ("POST", "/api/v1/requests/{request}/combined/"): MEMBERS | {"cam"},
+    ("GET", "/api/v1/combined/{combined}/"): CAN_SEE_JOB,
+    ("POST", "/api/v1/combined/{combined}/decision/"): {"cam"},
 }
 
 
@@ -101,6 +106,19 @@ def world(new_job, tmp_path, registry, alice, bob, pat, olivia, oscar, cam, chri
         alice=alice, bob=bob, pat=pat, olivia=olivia, oscar=oscar, cam=cam, audrey=audrey
     ).items():
         tokens[name] = services.create_token(user, "matrix", by=user)[1]
+    # A combination of the checked output (its permissions follow its request and source jobs).
+    combined = CombinedRelease.objects.create(
+        request=checking.request,
+        created_by=alice,
+        table={"header": ["a", "b"], "labels": 1, "rows": [["x", "20"]]},
+        stored="combined/matrix.csv",
+        sha256="0" * 64,
+        policy_version="matrix",
+        policy={},
+        sdc={},
+        sdc_verdict="pass",
+    )
+    combined.sources.set([checking.outputs.get()])
     return {
         "tokens": tokens,
         "ids": {
@@ -110,6 +128,7 @@ def world(new_job, tmp_path, registry, alice, bob, pat, olivia, oscar, cam, chri
             "request": review.request_id,
             "output": checking.outputs.get().pk,
             "project": review.request.project.identifier,
+            "combined": combined.pk,
         },
     }
 

@@ -177,3 +177,38 @@ def test_combined_pages(client, released_at_both, alice, cam):
     client.force_login(alice)
     download = client.get(f"/combined/{release.pk}/download/")
     assert b"".join(download.streaming_content).startswith(b"age_band,female,male\n18-39,215,235")
+
+
+def test_the_api_combines_shows_and_decides_as_the_pages_do(client, released_at_both, alice, cam, pat):
+    from portal import services
+
+    def headers(user):
+        return {"authorization": f"Bearer {services.create_token(user, 'api', by=user, days=1)[1]}"}
+
+    url = f"/api/v1/requests/{released_at_both.pk}/combined/"
+    listing = client.get(url, headers=headers(alice)).json()
+    assert listing == {"combinable": ["by_age.csv"], "releases": []}
+    made = client.post(url, {"name": "by_age.csv"}, headers=headers(alice), content_type="application/json")
+    assert made.status_code == 201, made.content
+    body = made.json()
+    assert body["sdc_verdict"] == "pass" and body["table"] is None  # not yet released to the researcher
+    assert [s["tre"] for s in body["sources"]] == ["tre-a", "tre-b"]
+    refused = client.post(
+        url, {"name": "nothing.csv"}, headers=headers(alice), content_type="application/json"
+    )
+    assert refused.status_code == 400 and "No two TREs" in refused.json()["detail"]
+    detail = f"/api/v1/combined/{body['id']}/"
+    assert client.get(detail, headers=headers(cam)).json()["table"]["rows"][0] == ["18-39", "215", "235"]
+    denied = client.post(
+        detail + "decision/", {"release": True}, headers=headers(alice), content_type="application/json"
+    )
+    assert denied.status_code == 403
+    decided = client.post(
+        detail + "decision/", {"release": True}, headers=headers(cam), content_type="application/json"
+    )
+    assert decided.json()["status"] == "released"
+    assert client.get(detail, headers=headers(alice)).json()["table"]["header"] == [
+        "age_band",
+        "female",
+        "male",
+    ]
