@@ -95,6 +95,17 @@ class TRE(models.Model):
     required_output_checkers = models.PositiveSmallIntegerField(
         default=2, validators=[MinValueValidator(1), MaxValueValidator(5)]
     )
+
+    class OnDisagreement(models.TextChoices):
+        REJECT = "reject", "Take the most cautious decision"
+        ASK_ANOTHER = "ask_another", "Ask one more output checker; the majority decides"
+
+    on_disagreement = models.CharField(
+        max_length=20,
+        choices=OnDisagreement.choices,
+        default=OnDisagreement.REJECT,
+        help_text="What happens when the output checkers of a file disagree.",
+    )
     permitted_output_kinds = models.JSONField(default=list, blank=True)
     allowed_executors = models.JSONField(default=list, blank=True)
     paused = models.BooleanField(default=False)

@@ -242,6 +242,7 @@ class OutputSerializer(serializers.ModelSerializer):
             "sha256",
             "status",
             "round",
+            "settlement",
             "sdc_verdict",
             "sdc",
             "policy_version",

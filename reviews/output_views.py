@@ -60,7 +60,8 @@ def _file_rows(output, user):
         "my_vote": next(
             (v for v in output.votes.all() if v.checker_id == user.pk and v.round == output.round), None
         ),
-        "needed": outputs.required_checkers(output),
+        "needed": outputs.votes_needed(output),
+        "required": outputs.required_checkers(output),
         "cast": sum(1 for v in output.votes.all() if v.round == output.round),
         "can_download": can_download_output(user, output),
         "can_publish": can_publish_output(user, output),
