@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from crates.models import Job, JobLease, Request, RequestVersion
 from portal import audit, sqlrows
-from portal.models import TRE, ApprovedWorkflow, Decision, Project, WorkflowApproval
+from portal.models import TRE, ApprovedWorkflow, DataAccessAgreement, Decision, Project, WorkflowApproval
 from portal.sqlrows import Columns, convert, prepared_cursor, split
 from reviews.transitions import AGENT, TRANSITIONS, transition
 
@@ -50,6 +50,8 @@ class Claim:
     workflow_approved: bool
     #: The TRE's approved service settings for the workflow (WorkflowApproval.service_settings).
     workflow_settings: dict = field(default_factory=dict)
+    #: What the agent must honour of the disclosure policy (`disclosure_policy`).
+    policy: dict = field(default_factory=dict)
 
 
 def claim_one(agent, *, lease_seconds):
@@ -79,7 +81,7 @@ def _fresh_lease(agent, now, lease_seconds):
 _JOB = Columns(Job, "m", ["id", "request", "version", "tre", "workflow", "status", "status_changed_at"])
 _REQUEST = Columns(Request, "r", ["id", "title", "project"])
 _PROJECT = Columns(Project, "p", ["id", "identifier"])
-_TRE = Columns(TRE, "t", ["id", "slug", "name"])
+_TRE = Columns(TRE, "t", ["id", "slug", "name", "min_cell_count", "zeros_disclosive", "rounding_base"])
 _VERSION = Columns(RequestVersion, "v", ["id", "external_identifier"])
 _WORKFLOW = Columns(
     ApprovedWorkflow, "w", ["id", "name", "workflow_id", "version", "sha256", "language", "executor"]
@@ -111,11 +113,20 @@ def _answer_sql(db):
         f"AND a.{column(WorkflowApproval, 'tre')} = {_JOB.column(db, 'tre')} "
         f"AND a.{column(WorkflowApproval, 'status')} = %(approved)s"
     )
+    # The project's agreement in force at the TRE, whose overrides narrow the TRE's disclosure policy.
+    agreement = (
+        f"FROM {table(DataAccessAgreement)} d "
+        f"WHERE d.{column(DataAccessAgreement, 'project')} = {_REQUEST.column(db, 'project')} "
+        f"AND d.{column(DataAccessAgreement, 'tre')} = {_JOB.column(db, 'tre')} "
+        f"AND d.{column(DataAccessAgreement, 'status')} = 'active'"
+    )
     # The TRE's approval of the workflow: its service settings, never NULL when there is one.
     select = (
         f"{', '.join(part.sql(db) for part in _PARTS)}, "
         f"(SELECT a.{column(WorkflowApproval, 'service_settings')} {approval} "
-        f"ORDER BY a.{column(WorkflowApproval, 'id')} DESC LIMIT 1)"
+        f"ORDER BY a.{column(WorkflowApproval, 'id')} DESC LIMIT 1), "
+        f"(SELECT d.{column(DataAccessAgreement, 'disclosure_overrides')} {agreement} "
+        f"ORDER BY d.{column(DataAccessAgreement, 'valid_until')} DESC LIMIT 1)"
     )
     joins = f"""
         JOIN {table(Request)} r ON {_REQUEST.column(db, "id")} = {_JOB.column(db, "request")}
@@ -139,7 +150,7 @@ def _next_queued_sql(db, lock):
 
 def _read(db, row):
     """A claim's answer row as a Claim (the lease may be None: a job never claimed before)."""
-    job, request, project, tre, version, workflow, lease, (settings, *_) = (
+    job, request, project, tre, version, workflow, lease, (settings, overrides, *_) = (
         part.build(db, values) if part is not None else values
         for part, values in zip((*_PARTS, None), split(row, *_PARTS), strict=True)
     )
@@ -150,7 +161,27 @@ def _read(db, row):
         lease.job = job
     approved = settings is not None
     settings = convert(db, WorkflowApproval._meta.get_field("service_settings"), settings)
-    return Claim(lease if lease.pk is not None else None, job, approved, settings or {})
+    overrides = convert(db, DataAccessAgreement._meta.get_field("disclosure_overrides"), overrides)
+    return Claim(
+        lease if lease.pk is not None else None,
+        job,
+        approved,
+        settings or {},
+        disclosure_policy(tre, overrides),
+    )
+
+
+#: The disclosure-policy fields an agent applies to what it writes (suppression, rounding, zeros).
+AGENT_POLICY_FIELDS = ("min_cell_count", "zeros_disclosive", "rounding_base")
+
+
+def disclosure_policy(tre, overrides=None):
+    """What an agent must honour of the TRE's disclosure policy, with the agreement's overrides
+    (the same fields the portal checks the outputs against)."""
+    policy = {name: getattr(tre, name) for name in AGENT_POLICY_FIELDS}
+    if isinstance(overrides, dict):
+        policy.update({name: overrides[name] for name in AGENT_POLICY_FIELDS if name in overrides})
+    return policy
 
 
 # --- Elsewhere: statements in a transaction ------------------------------------------------------
@@ -202,7 +233,7 @@ def _claim_in_steps(db, agent, lease_seconds):
         lease.agent = agent
         extra = {"fencing_token": lease.fencing_token, "attempt": lease.attempts}
         transition(found.job, S.CLAIMED, by=agent, extra=extra, locked=True)
-        return Claim(lease, found.job, found.workflow_approved, found.workflow_settings)
+        return Claim(lease, found.job, found.workflow_approved, found.workflow_settings, found.policy)
 
 
 # --- PostgreSQL: one statement ------------------------------------------------------------------
