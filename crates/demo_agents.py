@@ -15,7 +15,7 @@ file that still matches its agent is kept, datasets are not regenerated, workflo
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
@@ -47,6 +47,8 @@ class DemoWorkflow:
     language: str
     executor: str
     description: str
+    #: How the disclosure checks read the workflow's tables (ApprovedWorkflow.output_schemas).
+    output_schemas: dict = field(default_factory=dict)
 
 
 AGE_SEX = DemoWorkflow(
@@ -58,6 +60,7 @@ AGE_SEX = DemoWorkflow(
     executor=ApprovedWorkflow.Executor.CWL,
     description="A CWL workflow counting the persons of the TRE's OMOP-like dataset by ten-year age band "
     "and sex; returns one CSV table. Input: reference_year (optional).",
+    output_schemas={"age_sex_table.csv": {"labels": ["age_band", "sex"], "counts": ["persons"]}},
 )
 COHORT_COUNT = DemoWorkflow(
     key="cohort-count",
@@ -178,6 +181,7 @@ def _register(workflow, packed, tres, *, by):
                 "language": workflow.language,
                 "executor": workflow.executor,
                 "description": workflow.description,
+                "output_schemas": json.dumps(workflow.output_schemas),
             },
             {
                 "crate": SimpleUploadedFile(

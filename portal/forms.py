@@ -308,10 +308,23 @@ class AgreementForm(DateRangeMixin, forms.ModelForm):
 class WorkflowForm(forms.ModelForm):
     class Meta:
         model = ApprovedWorkflow
-        fields = ["name", "workflow_id", "version", "sha256", "language", "executor", "description", "crate"]
+        fields = [
+            "name",
+            "workflow_id",
+            "version",
+            "sha256",
+            "language",
+            "executor",
+            "description",
+            "output_schemas",
+            "crate",
+        ]
 
     def clean_sha256(self):
         return self.cleaned_data["sha256"].strip().lower()
+
+    def clean_output_schemas(self):
+        return self.cleaned_data.get("output_schemas") or {}
 
     def clean_crate(self):
         crate = self.cleaned_data.get("crate")

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from portal import dur, service_settings
 from portal.audit import AuditChainHead, AuditEvent  # noqa: F401  (models live in this app)
-from portal.validators import validate_orcid, validate_ror_id, validate_sha256
+from portal.validators import validate_orcid, validate_output_schemas, validate_ror_id, validate_sha256
 
 User = settings.AUTH_USER_MODEL
 
@@ -513,6 +513,13 @@ class ApprovedWorkflow(models.Model):
     executor = models.CharField(max_length=20, choices=Executor.choices)
     description = models.TextField(blank=True)
     crate = models.FileField(upload_to="workflows/", blank=True, help_text="The Workflow RO-Crate zip.")
+    output_schemas = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_output_schemas],
+        help_text='The shape of each table the workflow writes, by file name, e.g. {"age_sex_table.csv": '
+        '{"labels": ["age_band", "sex"], "counts": ["persons"]}}; the disclosure checks read the tables so.',
+    )
     tres = models.ManyToManyField(TRE, through="WorkflowApproval", related_name="workflows")
     created_at = models.DateTimeField(auto_now_add=True)
 

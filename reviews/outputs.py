@@ -134,8 +134,10 @@ def check_outputs(upload_id):
         report = check_paths([str(f) for f in files], policy) if files else None
         results = {Path(r.path).resolve(): r for r in (report.files if report else [])}
         shapes = declared_shapes(upload.metadata or {})
+        by_name = (job.workflow.output_schemas if job.workflow_id else None) or {}
         for path in files:
-            shape = shapes.get(path.relative_to(data).as_posix())
+            # The results crate's own tableSchema first, then the approved workflow's output schema.
+            shape = shapes.get(path.relative_to(data).as_posix()) or by_name.get(path.name)
             if shape is not None and path.suffix.lower() in (".csv", ".tsv", ".tab"):
                 results[path.resolve()] = check_file(path, policy, display=str(path), declared=shape)
         with transaction.atomic():

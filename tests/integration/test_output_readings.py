@@ -80,3 +80,28 @@ def test_a_csvw_table_schema_in_the_results_crate_settles_the_reading(new_job, t
     declared = _returned(new_job, tmp_path / "b", {"coded.csv": table}, metadata=declare)
     assert declared.sdc_verdict == "pass", declared.sdc
     assert "declared shape" in declared.sdc["notes"][0]
+
+
+def test_the_approved_workflows_output_schema_settles_the_reading(new_job, tmp_path, registry):
+    table = b"code,A,B\n1,15,59\n2,15,80\n"
+    workflow = registry["workflow"]
+    workflow.output_schemas = {"coded.csv": {"labels": ["code"], "counts": ["A", "B"]}}
+    workflow.full_clean()
+    workflow.save()
+    output = _returned(new_job, tmp_path, {"coded.csv": table})
+    assert output.job.workflow_id == workflow.pk
+    assert output.sdc_verdict == "pass", output.sdc
+    assert "declared shape" in output.sdc["notes"][0]
+
+
+@pytest.mark.parametrize(
+    "schemas",
+    [{"t.csv": {"rows": ["a"]}}, {"t.csv": {"labels": "a"}}, {"t.csv": {}}, {"t.csv": {"counts": [""]}}],
+)
+def test_malformed_output_schemas_are_refused(registry, schemas):
+    from django.core.exceptions import ValidationError
+
+    workflow = registry["workflow"]
+    workflow.output_schemas = schemas
+    with pytest.raises(ValidationError):
+        workflow.full_clean()
