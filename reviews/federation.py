@@ -26,7 +26,15 @@ from reviews import notifications, outputs
 from reviews.models import CombinedRelease, OutputFile
 from reviews.permissions import check_combine, check_decide_combined
 from reviews.sdc import check_table_bytes, strictest
-from reviews.sdc.tables import Shape, TableFormatError, detect_layout, is_no_value, parse_number, read_rows
+from reviews.sdc.tables import (
+    Shape,
+    TableFormatError,
+    declared_layout,
+    is_no_value,
+    parse_number,
+    plausible_layouts,
+    read_rows,
+)
 
 
 class CombineError(Exception):
@@ -45,11 +53,22 @@ class Table:
     rows: dict[tuple[str, ...], dict[str, Decimal | None]] = field(default_factory=dict)
 
 
-def read_table(data, where):
-    """The count table in `data` (bytes of a released CSV), read as the disclosure checks read it."""
+def read_table(data, where, declared=None):
+    """The count table in `data` (bytes of a released CSV), read as the disclosure checks read it:
+    by its declared shape, or by the one plausible reading (a table that reads several ways is refused,
+    since rows matched under the wrong reading would be summed wrongly)."""
     try:
         raw = read_rows(data)
-        layout = detect_layout(raw)
+        if declared:
+            layout = declared_layout(raw, declared)
+        else:
+            layouts = plausible_layouts(raw)
+            if len({layout.label_columns for layout in layouts}) > 1:
+                raise CombineError(
+                    f"{where}: the table can be read in {len(layouts)} ways, so its rows cannot be matched "
+                    "safely; declare its shape (the workflow's output schema or a CSVW tableSchema)."
+                )
+            layout = layouts[0]
     except TableFormatError as error:
         raise CombineError(f"{where}: {error.message}") from None
     header = raw.header
@@ -93,8 +112,10 @@ def _released_rows(table):
 
 
 def _read_output(output):
+    workflow = output.job.workflow
+    declared = (workflow.output_schemas or {}).get(output.name) if workflow is not None else None
     with output.stored.open("rb") as handle:
-        return read_table(handle.read(), f"{output.path} at {output.job.tre}")
+        return read_table(handle.read(), f"{output.path} at {output.job.tre}", declared)
 
 
 def _aligned(tables):

@@ -57,3 +57,11 @@ def test_the_demo_tables_combine_across_the_three_demo_tres(demo_tables):
     data = "age_band,sex,persons\n" + "".join(f"{b},{s},{c['persons']}\n" for (b, s), c in rows.items())
     policy = strictest(DisclosurePolicy(), DisclosurePolicy(min_cell_count=20))
     assert check_table_bytes(data.encode(), policy, path="combined.csv").verdict == "pass"
+
+
+def test_a_table_that_reads_several_ways_is_combined_only_as_declared():
+    data = b"code,A,B\n1,15,59\n2,15,80\n"
+    with pytest.raises(federation.CombineError, match="can be read in 2 ways"):
+        federation.read_table(data, "coded.csv at TRE A")
+    table = federation.read_table(data, "coded.csv at TRE A", {"labels": ["code"], "counts": ["A", "B"]})
+    assert table.rows == {("1",): {"A": 15, "B": 59}, ("2",): {"A": 15, "B": 80}}
