@@ -71,6 +71,7 @@ def check_can_submit(user, project, tres):
     refused = [tre.name for tre in tres if tre.pk not in approved]
     if refused:
         raise ValidationError({"tres": f"{project.identifier} is not approved at {', '.join(refused)}."})
+    crate_permissions.check_submit(user, project, tres)
 
 
 # --- Receiving a crate --------------------------------------------------------------------

@@ -12,7 +12,9 @@ from crates import permissions as crate_permissions
 from crates.models import Job
 from crates.transitions import TransitionError
 from portal import permissions
+from portal.api.permissions import READ
 from portal.api.views import PersonAPIMixin
+from portal.models import TokenScope
 from reviews import evidence, federation, outputs, services
 from reviews.models import CombinedRelease, Message, Outcome, OutputFile, OutputVote, Step, StepDecision
 from reviews.permissions import (
@@ -137,6 +139,8 @@ def _jobs_for(user):
 class ReviewQueue(PersonAPIMixin, generics.ListAPIView):
     """Jobs at the TREs this officer governs, oldest first."""
 
+    required_scopes = READ
+
     serializer_class = JobSummarySerializer
 
     @extend_schema(
@@ -162,6 +166,7 @@ class ReviewQueue(PersonAPIMixin, generics.ListAPIView):
 
 
 class JobDetail(PersonAPIMixin, generics.RetrieveAPIView):
+    required_scopes = READ
     serializer_class = JobDetailSerializer
 
     def get_queryset(self):
@@ -178,6 +183,8 @@ class JobActionMixin(PersonAPIMixin):
 
 
 class StartReview(JobActionMixin, APIView):
+    required_scopes = {"POST": (TokenScope.REVIEW,)}
+
     @extend_schema(request=None, responses=JobDetailSerializer, summary="Start the review of a job")
     def post(self, request, pk):
         job = self.job(pk)
@@ -186,6 +193,8 @@ class StartReview(JobActionMixin, APIView):
 
 
 class Decide(JobActionMixin, APIView):
+    required_scopes = {"POST": (TokenScope.REVIEW,)}
+
     @extend_schema(request=DecideSerializer, responses=JobDetailSerializer, summary="Decide one review step")
     def post(self, request, pk):
         job = self.job(pk)
@@ -202,6 +211,8 @@ class Decide(JobActionMixin, APIView):
 
 
 class PostMessage(JobActionMixin, APIView):
+    required_scopes = {"POST": (TokenScope.SUBMIT, TokenScope.REVIEW, TokenScope.CHECK)}
+
     @extend_schema(request=MessageSerializer, responses={201: MessageSerializer}, summary="Write on a job")
     def post(self, request, pk):
         job = self.job(pk)
@@ -213,6 +224,8 @@ class PostMessage(JobActionMixin, APIView):
 
 
 class Cancel(JobActionMixin, APIView):
+    required_scopes = {"POST": (TokenScope.SUBMIT, TokenScope.REVIEW)}
+
     @extend_schema(request=ReasonSerializer, responses=JobDetailSerializer, summary="Cancel a job")
     def post(self, request, pk):
         job = self.job(pk)
@@ -288,6 +301,7 @@ def _run_outputs(call):
 
 
 class JobOutputs(JobActionMixin, generics.ListAPIView):
+    required_scopes = READ
     serializer_class = OutputSerializer
     pagination_class = None
 
@@ -311,6 +325,8 @@ class OutputActionMixin(PersonAPIMixin):
 
 
 class VoteOnOutput(OutputActionMixin, APIView):
+    required_scopes = {"POST": (TokenScope.CHECK,)}
+
     @extend_schema(
         request=VoteSerializer, responses=OutputSerializer, summary="Vote on an output file (checkers)"
     )
@@ -335,6 +351,8 @@ class VoteOnOutput(OutputActionMixin, APIView):
 
 
 class ReleaseOutput(OutputActionMixin, APIView):
+    required_scopes = {"POST": (TokenScope.CHECK,)}
+
     @extend_schema(
         request=None, responses=OutputSerializer, summary="Release an approved output file (checkers)"
     )
@@ -345,6 +363,8 @@ class ReleaseOutput(OutputActionMixin, APIView):
 
 
 class DescribeOutput(OutputActionMixin, APIView):
+    required_scopes = {"POST": (TokenScope.SUBMIT,)}
+
     @extend_schema(
         request=DescribeSerializer,
         responses=OutputSerializer,
@@ -436,6 +456,8 @@ def _run_combine(call):
 
 
 class RequestCombined(PersonAPIMixin, APIView):
+    required_scopes = {"GET": (TokenScope.READ,), "POST": (TokenScope.SUBMIT, TokenScope.CHECK)}
+
     def _request(self, pk):
         return generics.get_object_or_404(crate_permissions.visible_requests(self.request.user), pk=pk)
 
@@ -481,6 +503,8 @@ class CombinedMixin(PersonAPIMixin):
 
 
 class CombinedDetail(CombinedMixin, APIView):
+    required_scopes = READ
+
     @extend_schema(responses=CombinedReleaseSerializer, summary="A combined table and its checks")
     def get(self, request, pk):
         release = self.combined(pk)
@@ -488,6 +512,8 @@ class CombinedDetail(CombinedMixin, APIView):
 
 
 class DecideCombined(CombinedMixin, APIView):
+    required_scopes = {"POST": (TokenScope.CHECK,)}
+
     @extend_schema(
         request=CombinedDecisionSerializer,
         responses=CombinedReleaseSerializer,

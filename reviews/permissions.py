@@ -66,12 +66,8 @@ def can_download_output(user, output):
     """Released files: the project's active members. Before release: the TRE's checkers only."""
     job = output.job
     if output.status == output.Status.RELEASED:
-        return permissions.is_project_member(user, job.request.project) and _active_member(user, job)
+        return permissions.is_project_member(user, job.request.project, tre=job.tre)
     return can_check_outputs(user, job)
-
-
-def _active_member(user, job):
-    return job.request.project.memberships.filter(person=user, status="active").exists()
 
 
 def check_download_output(user, output):
@@ -147,16 +143,15 @@ def can_decide_combined(user, release):
 
 def check_decide_combined(user, release):
     if not can_decide_combined(user, release):
-        if permissions.is_project_member(user, release.request.project):
+        if permissions.belongs_to_project(user, release.request.project):
             raise PermissionDenied("You belong to this project, so you cannot release its outputs.")
         raise PermissionDenied("Only an output checker of one of the TREs involved can decide.")
 
 
 def can_download_combined(user, release):
     """A released combination goes to the project's active members."""
-    return (
-        release.status == release.Status.RELEASED
-        and release.request.project.memberships.filter(person=user, status="active").exists()
+    return release.status == release.Status.RELEASED and permissions.is_member_at_any(
+        user, release.request.project, [o.job.tre_id for o in release.sources.select_related("job")]
     )
 
 

@@ -180,10 +180,16 @@ def test_combined_pages(client, released_at_both, alice, cam):
 
 
 def test_the_api_combines_shows_and_decides_as_the_pages_do(client, released_at_both, alice, cam, pat):
-    from portal import services
+    import time
+
+    from portal import permissions, services
 
     def headers(user):
-        return {"authorization": f"Bearer {services.create_token(user, 'api', by=user, days=1)[1]}"}
+        scopes = permissions.token_scopes_for(user)  # made right after a second-factor check
+        secret = services.create_token(
+            user, "api", by=user, days=1, scopes=scopes, second_factor_at=time.time()
+        )[1]
+        return {"authorization": f"Bearer {secret}"}
 
     url = f"/api/v1/requests/{released_at_both.pk}/combined/"
     listing = client.get(url, headers=headers(alice)).json()
