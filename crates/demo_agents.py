@@ -48,6 +48,8 @@ class DemoWorkflow:
     description: str
     #: How the disclosure checks read the workflow's tables (ApprovedWorkflow.output_schemas).
     output_schemas: dict = field(default_factory=dict)
+    # Declared inputs as JSON; empty: read from the CWL workflow when it is registered.
+    inputs: str = ""
 
 
 AGE_SEX = DemoWorkflow(
@@ -70,6 +72,16 @@ COHORT_COUNT = DemoWorkflow(
     executor=ApprovedWorkflow.Executor.SQL_AGGREGATE,
     description="The agent's built-in safe count: a structured cohort query (input 'query', JSON) becomes "
     "one count of distinct persons, suppressed below the TRE's threshold and rounded.",
+    inputs=json.dumps(
+        [
+            {
+                "name": "query",
+                "type": "string",
+                "required": True,
+                "description": "The cohort query, as JSON (an RQuest 'cohort' object).",
+            }
+        ]
+    ),
 )
 WORKFLOWS = (AGE_SEX, COHORT_COUNT)
 
@@ -181,6 +193,7 @@ def _register(workflow, packed, tres, *, by):
                 "executor": workflow.executor,
                 "description": workflow.description,
                 "output_schemas": json.dumps(workflow.output_schemas),
+                "declared_inputs": workflow.inputs,
             },
             {
                 "crate": SimpleUploadedFile(

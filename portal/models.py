@@ -531,6 +531,13 @@ class ApprovedWorkflow(models.Model):
         help_text='The shape of each table the workflow writes, by file name, e.g. {"age_sex_table.csv": '
         '{"labels": ["age_band", "sex"], "counts": ["persons"]}}; the disclosure checks read the tables so.',
     )
+    # What a request gives the workflow (see portal.workflow_inputs); null: not declared, any name=value.
+    inputs = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The inputs a request gives the workflow: name, type, required, default, allowed values, "
+        "description. Read from the CWL inputs when the crate is registered, unless given.",
+    )
     tres = models.ManyToManyField(TRE, through="WorkflowApproval", related_name="workflows")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('portal', '0009_tre_on_disagreement'),
+        ('portal', '0010_tre_on_disagreement'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reviews', '0005_notification_outbox'),
+        ('reviews', '0006_decision_carry_over'),
     ]
 
     operations = [

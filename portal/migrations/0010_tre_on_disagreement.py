@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('portal', '0008_token_scopes'),
+        ('portal', '0009_workflow_inputs'),
     ]
 
     operations = [
