@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from crates.models import Job, JobLease
 from crates.transitions import transition
-from portal.models import Decision, WorkflowApproval
+from portal.models import DataAccessAgreement, Decision, WorkflowApproval
 
 S = Job.Status
 
@@ -46,6 +46,8 @@ class Claim:
     workflow_approved: bool
     #: The TRE's approved service settings for the workflow (WorkflowApproval.service_settings).
     workflow_settings: dict = field(default_factory=dict)
+    #: What the agent must honour of the disclosure policy (`disclosure_policy`).
+    policy: dict = field(default_factory=dict)
 
 
 def claim_one(agent, *, lease_seconds):
@@ -73,6 +75,15 @@ def claim_one(agent, *, lease_seconds):
             if job.workflow_id is not None
             else None
         )
+        # The project's agreement in force at the TRE, whose overrides narrow the TRE's disclosure policy.
+        overrides = (
+            DataAccessAgreement.objects.filter(
+                project_id=job.request.project_id, tre_id=job.tre_id, status=DataAccessAgreement.Status.ACTIVE
+            )
+            .order_by("-valid_until")
+            .values_list("disclosure_overrides", flat=True)
+            .first()
+        )
         now = timezone.now()
         lease = _lease_of(job) or JobLease(job=job)
         lease.agent = agent
@@ -85,7 +96,7 @@ def claim_one(agent, *, lease_seconds):
         lease.save()
         extra = {"fencing_token": lease.fencing_token, "attempt": lease.attempts}
         transition(job, S.CLAIMED, by=agent, extra=extra, locked=True)
-        return Claim(lease, job, settings is not None, settings or {})
+        return Claim(lease, job, settings is not None, settings or {}, disclosure_policy(job.tre, overrides))
 
 
 def _lease_of(job):
@@ -93,3 +104,16 @@ def _lease_of(job):
         return job.lease
     except ObjectDoesNotExist:
         return None
+
+
+#: The disclosure-policy fields an agent applies to what it writes (suppression, rounding, zeros).
+AGENT_POLICY_FIELDS = ("min_cell_count", "zeros_disclosive", "rounding_base")
+
+
+def disclosure_policy(tre, overrides=None):
+    """What an agent must honour of the TRE's disclosure policy, with the agreement's overrides
+    (the same fields the portal checks the outputs against)."""
+    policy = {name: getattr(tre, name) for name in AGENT_POLICY_FIELDS}
+    if isinstance(overrides, dict):
+        policy.update({name: overrides[name] for name in AGENT_POLICY_FIELDS if name in overrides})
+    return policy

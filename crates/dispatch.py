@@ -33,6 +33,7 @@ from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
@@ -47,7 +48,7 @@ from crates.permissions import check_cancel, check_manage_agents
 from crates.services import crate_limits, export_job_crate, job_crate_sha256
 from crates.transitions import transition
 from portal import audit
-from portal.models import Decision, WorkflowApproval
+from portal.models import DataAccessAgreement, Decision, WorkflowApproval
 
 S = Job.Status
 
@@ -710,6 +711,15 @@ def reconcile(agent):
         JobLease.objects.filter(agent=agent, finished_at__isnull=True, job__status__in=ACTIVE)
         .select_related("job__request__project", "job__tre", "job__version", "job__workflow")
         .defer(*(f"job__{field}" for field in _BULKY))
+        .annotate(
+            agreement_overrides=Subquery(
+                DataAccessAgreement.objects.filter(
+                    project=OuterRef("job__request__project"), tre=OuterRef("job__tre"), status="active"
+                )
+                .order_by("-valid_until")
+                .values("disclosure_overrides")[:1]
+            )
+        )
         .order_by("job_id")
     )
     approved = dict(
@@ -719,7 +729,11 @@ def reconcile(agent):
     )
     return [
         claiming.Claim(
-            lease, lease.job, lease.job.workflow_id in approved, approved.get(lease.job.workflow_id) or {}
+            lease,
+            lease.job,
+            lease.job.workflow_id in approved,
+            approved.get(lease.job.workflow_id) or {},
+            claiming.disclosure_policy(lease.job.tre, lease.agreement_overrides),
         )
         for lease in leases
     ]

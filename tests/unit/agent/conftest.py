@@ -76,10 +76,20 @@ def make_config(tmp_path: Path) -> Callable[..., AgentConfig]:
 @pytest.fixture
 def make_job(tmp_path: Path) -> Callable[..., Job]:
     def make(
-        workflow_id: str, version: str = "1", parameters: dict[str, Any] | None = None, job_id: str = "job-1"
+        workflow_id: str,
+        version: str = "1",
+        parameters: dict[str, Any] | None = None,
+        job_id: str = "job-1",
+        policy: dict[str, Any] | None = None,
     ) -> Job:
         directory = JobDirectory.create(tmp_path / "work", job_id)
-        return Job(job_id, workflow_id, version, directory, parameters or {})
+        # The portal's default disclosure policy, as a claim carries it.
+        policy = (
+            {"min_cell_count": 10, "zeros_disclosive": False, "rounding_base": 0}
+            if policy is None
+            else policy
+        )
+        return Job(job_id, workflow_id, version, directory, parameters or {}, policy=policy)
 
     return make
 
