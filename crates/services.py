@@ -25,7 +25,7 @@ from django.utils import timezone
 from crates import crosscheck as crosschecks
 from crates import permissions as crate_permissions
 from crates import summary as summaries
-from crates.fivesafes import writeback
+from crates.fivesafes import paths, writeback
 from crates.fivesafes.errors import CrateRefused
 from crates.fivesafes.loader import load_metadata
 from crates.fivesafes.safezip import Limits, extract_bag
@@ -220,6 +220,8 @@ def validate_version(version_id):
         with stored_copy(version.crate) as archive:
             bag = verify_zip_bag(archive, crate_limits())
         doc = load_metadata(bag.metadata, limits=crate_limits())
+        # Names of files in the crate go on to agents and write-back: only plain names inside data/.
+        paths.check_data_entities(doc)
     except CrateRefused as refusal:
         return _finish_invalid(version, refusal=refusal, started=started)
     report = validate_metadata(doc)

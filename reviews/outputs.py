@@ -19,7 +19,7 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
-from crates.fivesafes import writeback
+from crates.fivesafes import paths, writeback
 from crates.fivesafes.safezip import extract_bag
 from crates.models import Job, ResultUpload
 from crates.services import crate_limits, portal_agent
@@ -77,20 +77,6 @@ def _sha256(path):
     return digest.hexdigest()
 
 
-def _output_paths(metadata):
-    """The files the requested run declares as its results (paths relative to data/)."""
-    graph = {e.get("@id"): e for e in metadata.get("@graph", []) if isinstance(e, dict)}
-    runs = [e for e in graph.values() if "CreateAction" in json.dumps(e.get("@type"))]
-    paths = []
-    for run in runs:
-        results = run.get("result") or []
-        for ref in results if isinstance(results, list) else [results]:
-            ident = ref.get("@id") if isinstance(ref, dict) else ref
-            if isinstance(ident, str) and "://" not in ident and not ident.startswith("#"):
-                paths.append(ident.rstrip("/"))
-    return paths
-
-
 def check_outputs(upload_id):
     """Unpack a verified results crate, run the disclosure checks on each output, open the review.
 
@@ -112,11 +98,16 @@ def check_outputs(upload_id):
             shutil.copyfileobj(source, target, length=1024 * 1024)
         bag = extract_bag(archive, scratch / "bag", crate_limits())
         data = bag / "data"
-        declared = [p for p in _output_paths(upload.metadata or {}) if (data / p).exists()]
+        # Checked on upload too; a name that is unsafe now refuses the whole crate again.
+        declared = [
+            p for p in paths.check_declared_results(data, upload.metadata or {}).values() if p.exists()
+        ]
         files = []
-        for relative in declared:
-            target = data / relative
-            files.extend(sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target])
+        for target in declared:
+            if target.is_dir():
+                files.extend(sorted(p for p in target.rglob("*") if p.is_file() and not p.is_symlink()))
+            elif target.is_file() and not target.is_symlink():
+                files.append(target)
         report = check_paths([str(f) for f in files], policy) if files else None
         results = {Path(r.path).resolve(): r for r in (report.files if report else [])}
         with transaction.atomic():
@@ -476,18 +467,15 @@ def _published_crate(job, *, approved, message, keep=()):
         writeback.add_disclosure_check(
             doc, approved=approved, checkers=_checkers_of_job(job), message=message, checked=list(keep)
         )
-        declared = _output_paths(doc)
+        declared = paths.declared_results(doc)
         if approved:
             _keep_only(doc, keep)
         else:
             writeback.withhold_outputs(doc)
         for relative in declared:
             if relative not in keep or not approved:
-                target = bag / "data" / relative
-                if target.is_dir():
-                    shutil.rmtree(target)
-                elif target.exists():
-                    target.unlink()
+                # Only inside this scratch copy of the bag: paths.remove refuses any other name.
+                paths.remove(bag / "data", relative)
         writeback.add_publishing_action(
             doc,
             agent=portal_agent(),
@@ -515,7 +503,7 @@ def _publish(job):
     for output in released:
         # Keep the declared entry (a file, or the folder holding it).
         keep.append(output.path)
-    declared = _output_paths(
+    declared = paths.declared_results(
         job.result_uploads.filter(status=ResultUpload.Status.VERIFIED).get().metadata or {}
     )
     keep_ids = [d for d in declared if any(k == d or k.startswith(d + "/") for k in keep)]
