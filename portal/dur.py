@@ -15,16 +15,16 @@ Column headers, order and the required marks follow the Gateway's template impor
 This module imports no models at import time, so `portal.models` may use its lookups as choices.
 """
 
-import csv
 import io
 import json
-import re
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Prefetch
 from django.utils import timezone
+
+from portal import csvexport
 
 TEXT, DATE, LIST = "text", "date", "list"
 
@@ -502,10 +502,6 @@ def register_entries():
     return entries, skipped
 
 
-# Spreadsheet programs run cells that start with these as formulas (CSV injection).
-_FORMULA_START = re.compile(r"^[=+\-@\t\r]")
-
-
 def _csv_cell(column, value):
     if _is_empty(value):
         return ""
@@ -516,7 +512,7 @@ def _csv_cell(column, value):
         text = ",".join(value)
     else:
         text = str(value)
-    return "'" + text if _FORMULA_START.match(text) else text
+    return text  # made safe for spreadsheets by portal.csvexport
 
 
 def _json_value(column, value):
@@ -530,7 +526,7 @@ def _json_value(column, value):
 def to_csv(entries):
     """The entries as CSV text: the template's header row, then one row per entry."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csvexport.writer(out, lineterminator="\r\n")
     writer.writerow(HEADERS)
     for entry in entries:
         writer.writerow([_csv_cell(column, entry[column.field]) for column in COLUMNS])

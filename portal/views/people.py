@@ -1,6 +1,5 @@
 """The home page, dashboards, people, accreditations, API tokens and the audit trail."""
 
-import csv
 import json
 from datetime import timedelta
 
@@ -14,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from portal import audit, permissions, roles, services
+from portal import audit, csvexport, permissions, roles, services
 from portal.forms import AccreditationForm, AuditFilterForm, ProfileForm, TokenForm
 from portal.models import (
     Accreditation,
@@ -254,7 +253,7 @@ def audit_export(request, fmt):
         message=f"format={fmt} {request.GET.urlencode()}",
     )
     if fmt == "csv":
-        writer = csv.writer(_Echo())
+        writer = csvexport.writer(_Echo())
 
         def rows():
             yield writer.writerow(EXPORT_FIELDS)
