@@ -56,6 +56,10 @@ def _file_rows(output, user):
     return {
         "output": output,
         "votes": votes if is_checker else [v for v in votes if v.for_researcher],
+        # Approvals of a file the automated checks did not pass, with their reasons (certified for all).
+        "overrides": [v for v in votes if v.decision == OutputVote.Decision.APPROVE and v.comment]
+        if output.sdc_verdict != OutputFile.Verdict.PASS
+        else [],
         "my_vote": next(
             (v for v in output.votes.all() if v.checker_id == user.pk and v.round == output.round), None
         ),

@@ -244,6 +244,14 @@ def vote(output, decision, comment="", *, for_researcher=False, by):
             raise OutputError(
                 f"{output.name} is {output.get_status_display().lower()}; it takes no more votes."
             )
+        if decision == Vote.APPROVE and output.sdc_verdict != "pass" and not comment:
+            raise ValidationError(
+                {
+                    "comment": f"The automated checks say {output.get_sdc_verdict_display().lower()} for "
+                    f"{output.name}. Write why you approve it anyway: the reason is kept with your vote and "
+                    "printed on the release certificate."
+                }
+            )
         cast = OutputVote.objects.create(
             output=output,
             checker=by,
