@@ -186,6 +186,17 @@ def is_project_member(user, project):
     )
 
 
+def can_receive_outputs(user, project):
+    """Released outputs of a project (files, the published results crate, combined tables) go to its
+    acting members only. Every view of released outputs, HTML, API and ZIP, asks this one question.
+
+    The member question is `is_project_member`'s; an active membership is required on top of it.
+    """
+    if not getattr(user, "is_authenticated", False) or not is_project_member(user, project):
+        return False
+    return project.memberships.filter(person=user, status="active").exists()
+
+
 def check_not_conflicted(user, project):
     """Nobody decides on a project they lead or belong to."""
     if is_project_member(user, project):

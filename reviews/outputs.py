@@ -28,8 +28,14 @@ from portal.models import DataAccessAgreement
 from portal.public import invalidate_public_pages
 from reviews import notifications
 from reviews.models import OutputFile, OutputVote, Publication, PublicOutput
-from reviews.permissions import check_act_as_researcher, check_check_outputs, check_publish_output
-from reviews.sdc import DisclosurePolicy, check_paths
+from reviews.permissions import (
+    can_check_outputs,
+    can_download_output,
+    check_act_as_researcher,
+    check_check_outputs,
+    check_publish_output,
+)
+from reviews.sdc import DisclosurePolicy, check_paths, redact
 from reviews.transitions import transition
 
 S = Job.Status
@@ -199,6 +205,21 @@ def redo_lost_checks(now=None):
     for upload_id in uploads:
         enqueue_output_checks(upload_id)
     return uploads
+
+
+# --- What each person sees of the checks ----------------------------------------------------------
+
+
+def sdc_visible_to(output, user):
+    """The disclosure result of `output` as `user` may see it.
+
+    The TRE's checkers see it whole, and so does whoever the file has been released to. Everyone else
+    (the researcher before release, auditors, officers) sees verdicts, rule names and cell positions,
+    never the flagged values: the small counts the flags protect (reviews.sdc.redact).
+    """
+    if can_check_outputs(user, output.job) or can_download_output(user, output):
+        return output.sdc
+    return redact(output.sdc)
 
 
 # --- Checkers' votes -----------------------------------------------------------------------------
