@@ -9,6 +9,7 @@ questions from the public (spam checks, submission, moderation); the public page
 """
 
 import hashlib
+import json
 import logging
 import statistics as stats
 import time
@@ -20,6 +21,8 @@ from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Prefetch, Q, Subquery, Value
@@ -661,8 +664,9 @@ def publish_audit_digest(today=None):
     day = today.isoformat()
     existing = AuditEvent.objects.filter(verb=DIGEST_VERB, object_type="audit", object_id=day).first()
     if existing is not None:
+        write_digest_file(_digest(existing))  # a run that died before writing the file writes it now
         return existing
-    problem = audit.verify_chain()
+    problem = audit.verify_chain() or verify_against_published()
     if problem is not None:
         log.error("Audit digest for %s not published: %s", day, problem)
         raise AuditChainBroken(str(problem))
@@ -671,6 +675,7 @@ def publish_audit_digest(today=None):
         # Checked again under the lock, so two workers publish one digest.
         existing = AuditEvent.objects.filter(verb=DIGEST_VERB, object_type="audit", object_id=day).first()
         if existing is not None:
+            write_digest_file(_digest(existing))
             return existing
         digest = audit.head_digest()
         event = audit.record(
@@ -682,8 +687,90 @@ def publish_audit_digest(today=None):
             after={"hash": digest["hash"], "count": digest["count"], "date": day},
             message="Daily digest of the audit chain's head, published on the public pages.",
         )
+    # Written outside the database once the event is in; never rewritten (write_digest_file).
+    write_digest_file(_digest(event))
     transaction.on_commit(invalidate_public_pages)
     return event
+
+
+# Published copies of the digests, outside the database (settings.STORAGES["audit_digests"]).
+DIGEST_STORAGE = "audit_digests"
+_DIGEST_FILE = "audit-digest-{date}.json"
+
+
+def digest_storage():
+    return storages[DIGEST_STORAGE]
+
+
+def write_digest_file(digest):
+    """Publish `digest` as a JSON file in the digest storage, once: an existing file is never replaced.
+
+    Returns the file's name. The file says which event number the chain had reached and its hash, so
+    `verify_against_published` can tell a truncated or re-hashed chain from the real one.
+    """
+    storage = digest_storage()
+    name = _DIGEST_FILE.format(date=digest.date.isoformat())
+    if storage.exists(name):
+        return name
+    body = {
+        "algorithm": "sha256",
+        "date": digest.date.isoformat(),
+        "count": digest.count,
+        "hash": digest.hash,
+        "published_at": digest.published_at.isoformat(),
+    }
+    storage.save(name, ContentFile((json.dumps(body, indent=2, sort_keys=True) + "\n").encode()))
+    log.info("Audit digest for %s published as %s", digest.date, name)
+    return name
+
+
+def published_digests():
+    """The digests published outside the database, oldest first (an empty list when none are)."""
+    storage = digest_storage()
+    try:
+        _, names = storage.listdir("")
+    except FileNotFoundError:
+        return []
+    digests = []
+    for name in sorted(names):
+        if not (name.startswith("audit-digest-") and name.endswith(".json")):
+            continue
+        with storage.open(name, "rb") as handle:
+            data = json.loads(handle.read())
+        digests.append(
+            Digest(
+                date=date.fromisoformat(data["date"]),
+                hash=data["hash"],
+                count=int(data["count"]),
+                published_at=datetime.fromisoformat(data["published_at"]),
+            )
+        )
+    return sorted(digests, key=lambda d: (d.count, d.date))
+
+
+def verify_against_published(digests=None):
+    """Compare the chain with every digest published outside the database; the first mismatch, or None.
+
+    Catches what the chain cannot show by itself: newest events removed (with the head moved back) and
+    the whole chain re-hashed after an edit, because event number `count` no longer has the published hash.
+    """
+    digests = published_digests() if digests is None else digests
+    for digest in digests:
+        check = check_digest(digest.count, digest.hash)
+        if check.result == "missing":
+            return audit.ChainProblem(
+                None,
+                f"the digest published for {digest.date} vouches for {digest.count} events, but the chain "
+                "has fewer (newest events were removed)",
+            )
+        if check.result == "mismatch":
+            event_id = AuditEvent.objects.order_by("id").values_list("id", flat=True)[digest.count - 1]
+            return audit.ChainProblem(
+                event_id,
+                f"its hash is not the one the digest published for {digest.date} gives (the chain was "
+                "rewritten and re-hashed)",
+            )
+    return None
 
 
 def _digest(event):
