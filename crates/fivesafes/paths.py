@@ -145,6 +145,7 @@ def declared_results(metadata: dict[str, Any]) -> list[str]:
     a name for :func:`resolve`, which may still refuse it. Folder names keep no trailing slash.
     """
     graph = metadata.get("@graph", []) if isinstance(metadata, dict) else []
+    graph = graph if isinstance(graph, list) else []  # a malformed graph is the validator's to refuse
     runs = [e for e in graph if isinstance(e, dict) and "CreateAction" in json.dumps(e.get("@type"))]
     names = []
     for run in runs:
@@ -177,6 +178,7 @@ def check_data_entities(metadata: dict[str, Any]) -> list[str]:
     ``file:`` addresses point at the sender's disk, never into the crate, so they are refused too.
     """
     graph = metadata.get("@graph", []) if isinstance(metadata, dict) else []
+    graph = graph if isinstance(graph, list) else []  # a malformed graph is the validator's to refuse
     names = []
     for entity in graph:
         if not isinstance(entity, dict) or not _types(entity) & _FILE_TYPES:

@@ -29,11 +29,10 @@ def _api(client, user, path):
 
 
 def _status(client, url):
-    """GET `url`, reading and closing a streamed file, and return the status code."""
+    """GET `url`, reading a streamed file to the end, and return the status code."""
     response = client.get(url)
     if response.streaming:
-        b"".join(response.streaming_content)
-    response.close()
+        b"".join(response.streaming_content)  # read to the end: the client then closes the file
     return response.status_code
 
 
