@@ -220,14 +220,17 @@ def validate_version(version_id):
         with stored_copy(version.crate) as archive:
             bag = verify_zip_bag(archive, crate_limits())
         doc = load_metadata(bag.metadata, limits=crate_limits())
-        # Names of files in the crate go on to agents and write-back: only plain names inside data/.
-        paths.check_data_entities(doc)
     except CrateRefused as refusal:
         return _finish_invalid(version, refusal=refusal, started=started)
     report = validate_metadata(doc)
     if not report.valid:
         # Only a valid crate's metadata is kept, and write-back needs a well-formed crate.
         return _finish_invalid(version, report=report, started=started)
+    try:
+        # Names of files in the crate go on to agents and write-back: only plain names inside data/.
+        paths.check_data_entities(doc)
+    except CrateRefused as refusal:
+        return _finish_invalid(version, refusal=refusal, started=started)
     try:
         stripped = writeback.strip_assess_actions(doc)
         agent = portal_agent()
