@@ -1,4 +1,5 @@
 from django.db import migrations
+from django.utils import timezone
 
 # SQLite has no procedural triggers, but a trigger may abort the statement: UPDATE and DELETE on audit
 # rows fail on SQLite as they do on PostgreSQL (0002), so what /public/audit/ says holds on both.
@@ -29,7 +30,7 @@ def drop_triggers(apps, schema_editor):
 def hourly(apps, schema_editor):
     # Once a day, at the first run of the day: a cluster that is not up at 23:55 still publishes.
     apps.get_model("django_q", "Schedule").objects.filter(name="Publish audit digest").update(
-        schedule_type="H"
+        schedule_type="H", next_run=timezone.now()
     )
 
 
