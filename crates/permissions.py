@@ -1,15 +1,69 @@
 """Who may submit, see and resubmit requests, and manage a TRE's agents: `can_*` answers, `check_*` raises.
 
-Built on the registry's roles and django-guardian object permissions (portal.permissions). Questions
-about a job's review and outputs live in reviews.permissions.
+Built on the registry's roles and django-guardian object permissions (portal.permissions). The actor
+kinds a person or agent has on a job (the transition table in crates.transitions names the kinds allowed
+for each move) and who may cancel a job live here too; questions about a job's review and outputs live
+in reviews.permissions.
 """
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 
 from crates.models import Request
-from portal import permissions
+from portal import audit, permissions
 from portal.models import Membership
+
+# --- Actor kinds on a job ---------------------------------------------------------------------
+
+RESEARCHER = "researcher"  # the submitter or a member of the request's project
+OFFICER = "officer"  # a governance officer of the job's TRE
+CHECKER = "checker"  # an output checker of the job's TRE
+AGENT = "agent"  # the TRE agent of the job's TRE
+SYSTEM = "system"  # the portal itself (tasks, schedules, other services)
+
+
+def actor_kinds(job, by):
+    """The actor kinds that `by` (a user, an agent, or None/an audit.Actor for the system) has on `job`."""
+    if by is None or isinstance(by, audit.Actor):
+        return {SYSTEM}
+    if getattr(by, "is_agent", False):
+        return {AGENT} if by.tre_id == job.tre_id else set()
+    kinds = set()
+    if not getattr(by, "is_authenticated", False):
+        return kinds
+    if on_project(by, job):
+        kinds.add(RESEARCHER)
+    else:
+        # Separation of duties: members of the project never act as its officers or checkers.
+        if permissions.can_govern_tre(by, job.tre):
+            kinds.add(OFFICER)
+        if permissions.can_check_outputs_at(by, job.tre):
+            kinds.add(CHECKER)
+    return kinds
+
+
+def on_project(user, job):
+    return job.request.submitter_id == user.pk or permissions.is_project_member(user, job.request.project)
+
+
+# --- Cancellation ------------------------------------------------------------------------------
+
+
+def can_cancel(user, job):
+    """Whether `user` may cancel `job` now: through the transition table before an agent has it, or by
+    asking the agent to stop (project members and the TRE's officers) while it is claimed or running."""
+    from crates.dispatch import ACTIVE  # the states in which an agent holds the job
+    from crates.transitions import can_transition
+
+    if job.status in ACTIVE:
+        return bool(actor_kinds(job, user) & {RESEARCHER, OFFICER})
+    return can_transition(job, job.Status.CANCELLED, by=user)
+
+
+def check_cancel(user, job):
+    if not can_cancel(user, job):
+        raise PermissionDenied("Only the project's members or the TRE's officers can cancel this job.")
+
 
 # --- Requests ------------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from crates import crosscheck as crosschecks
 from crates import permissions as crate_permissions
+from crates import signals
 from crates import summary as summaries
 from crates.fivesafes import paths, writeback
 from crates.fivesafes.errors import CrateRefused
@@ -32,10 +33,9 @@ from crates.fivesafes.safezip import Limits, extract_bag
 from crates.fivesafes.validator import validate_metadata
 from crates.fivesafes.zipbag import verify_zip_bag
 from crates.models import CrateRefusal, Job, Request, RequestVersion
+from crates.transitions import transition
 from portal import audit
 from portal.models import Decision, ProjectApproval
-from reviews import notifications
-from reviews.transitions import transition
 
 log = logging.getLogger(__name__)
 
@@ -397,7 +397,7 @@ def _open_jobs(version, workflow_pk):
                 tre=tre,
                 project=request.project,
             )
-            notifications.review_needed(job)
+            signals.review_needed.send(sender=Job, job=job)
         elif job.status == Job.Status.CHANGES_REQUESTED:
             Job.objects.filter(pk=job.pk).update(
                 version=version, metadata=json.loads(json.dumps(version.metadata)), workflow_id=workflow_pk
@@ -406,7 +406,7 @@ def _open_jobs(version, workflow_pk):
             transition(
                 job, Job.Status.AWAITING_REVIEW, by=version.created_by, extra={"version": version.number}
             )
-            notifications.review_needed(job)
+            signals.review_needed.send(sender=Job, job=job)
 
 
 # --- Exporting ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from functools import cached_property
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from guardian.shortcuts import get_objects_for_user
+from guardian.shortcuts import get_objects_for_user, get_users_with_perms
 
 from portal import roles
 
@@ -74,6 +74,18 @@ def needs_mfa_setup(user):
 
 
 # --- TREs -----------------------------------------------------------------------------
+
+
+def officers_of(tre):
+    """The governance officers of `tre` (with their profiles)."""
+    users = get_users_with_perms(tre, only_with_perms_in=["govern_tre"], with_group_users=False)
+    return [u for u in users.filter(groups__name=roles.GOVERNANCE_OFFICER).select_related("profile")]
+
+
+def checkers_of(tre):
+    """The output checkers of `tre` (with their profiles)."""
+    users = get_users_with_perms(tre, only_with_perms_in=["check_outputs_tre"], with_group_users=False)
+    return [u for u in users.filter(groups__name=roles.OUTPUT_CHECKER).select_related("profile")]
 
 
 def tres_governed_by(user):

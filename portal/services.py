@@ -14,7 +14,7 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
-from portal import audit, permissions, roles, service_settings
+from portal import audit, permissions, roles, service_settings, signals
 from portal.models import (
     TRE,
     Accreditation,
@@ -259,11 +259,9 @@ def decide_project(approval, decision, rationale="", *, by):
     project = approval.project
     _decide(approval, decision, rationale, by=by, verb="project", project=project, tre=approval.tre)
     if decision == Decision.APPROVED:
-        # The Data Use Register's required fields must be complete before a TRE approves the project;
-        # a refusal here rolls the approval back with the rest of this transaction.
-        from portal import dur
-
-        dur.check_dur_ready(project)
+        # Apps above the registry may refuse the approval (the Data Use Register's required fields must
+        # be complete); a refusal here rolls the approval back with the rest of this transaction.
+        signals.project_approved.send(sender=ProjectApproval, approval=approval, project=project)
     standing_changed()
     if decision == Decision.APPROVED and project.status == Project.Status.DRAFT:
         project.status = Project.Status.ACTIVE

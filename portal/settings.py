@@ -133,6 +133,7 @@ INSTALLED_APPS = [
     "portal",
     "crates",
     "reviews",
+    "transparency",
 ]
 
 MIDDLEWARE = [

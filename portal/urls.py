@@ -7,7 +7,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     # The API first: agents poll it all day, and Django tries the patterns in order.
     path("api/", include("portal.api.urls")),
-    path("public/", include("portal.public_urls")),
+    path("public/", include("transparency.urls")),
     path("", people.home, name="home"),
     path("dashboard/", people.dashboard, name="dashboard"),
     # Organisations, TREs, datasets

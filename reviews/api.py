@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from crates import permissions as crate_permissions
 from crates.models import Job
+from crates.transitions import TransitionError
 from portal import permissions
 from portal.api.views import PersonAPIMixin
 from reviews import evidence, outputs, services
@@ -19,13 +20,11 @@ from reviews.permissions import (
     can_download_output,
     can_review,
     check_act_as_researcher,
-    check_cancel,
     check_check_outputs,
     check_post_message,
     check_review,
     check_view_outputs,
 )
-from reviews.transitions import TransitionError
 
 
 class FindingSerializer(serializers.Serializer):
@@ -214,7 +213,7 @@ class Cancel(JobActionMixin, APIView):
     @extend_schema(request=ReasonSerializer, responses=JobDetailSerializer, summary="Cancel a job")
     def post(self, request, pk):
         job = self.job(pk)
-        check_cancel(request.user, job)
+        crate_permissions.check_cancel(request.user, job)
         incoming = ReasonSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         _run(lambda: services.cancel(job, by=request.user, reason=incoming.validated_data["reason"]))

@@ -8,8 +8,6 @@ from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from crates import dispatch
-from crates import permissions as crate_permissions
 from portal import permissions, service_settings, services
 from portal.forms import DatasetForm, DecisionForm, OrganisationForm, ReasonForm, TREForm, WorkflowForm
 from portal.models import (
@@ -97,10 +95,7 @@ def tre_detail(request, slug):
             "can_edit": permissions.can_edit_tre(request.user, tre),
             "can_govern": permissions.can_govern_tre(request.user, tre),
             "pause_form": ReasonForm(),
-            # The TRE's officers see here when its agents go quiet or jobs wait too long.
-            "dispatch_overview": dispatch.dispatch_overview(tre)
-            if crate_permissions.can_view_agents(request.user, tre)
-            else None,
+            # The dispatch overview comes from crates' {% dispatch_overview_for %} tag.
         },
     )
 

@@ -16,9 +16,11 @@ from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 from django_q.models import Schedule
 
-from portal import audit, public, transparency_tasks
+from portal import audit
 from portal.audit import AuditChainHead, AuditEvent
 from tests.audit_helpers import ensure_append_only, raw_sql
+from transparency import digests as public
+from transparency import tasks as transparency_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +30,7 @@ def _chain(n):
 
 
 def _published_files():
-    storage = public.digest_storage()
+    storage = audit.digest_storage()
     _, names = storage.listdir("")
     files = {}
     for name in names:
@@ -39,7 +41,7 @@ def _published_files():
 
 def test_a_schedule_publishes_the_digest_as_a_file_and_the_page_lists_it(client):
     schedule = Schedule.objects.get(name="Publish audit digest")
-    assert schedule.func == "portal.transparency_tasks.publish_audit_digest"
+    assert schedule.func == "transparency.tasks.publish_audit_digest"
     _chain(3)
     head = audit.head_digest()
 

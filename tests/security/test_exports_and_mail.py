@@ -29,7 +29,7 @@ def test_the_audit_csv_export_neutralises_formulas(client, audrey):
 
 
 def test_the_data_use_register_csv_uses_the_same_writer(client, bob, olivia, tre_a):
-    from tests.unit.portal.test_dur import make_project
+    from tests.unit.transparency.test_dur import make_project
 
     make_project(bob, olivia, tre_a, lay_summary="=cmd|' /C calc'!A0")
     body = client.get(reverse("public_dur_download", args=["csv"])).content.decode()

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from portal import audit, public
+from portal import audit
 
 
 class Command(BaseCommand):
@@ -13,8 +13,8 @@ class Command(BaseCommand):
         problem = audit.verify_chain()
         if problem is not None:
             raise CommandError(f"Audit trail tampered with at {problem}.", returncode=1)
-        digests = public.published_digests()
-        problem = public.verify_against_published(digests)
+        digests = audit.published_digests()
+        problem = audit.verify_against_published(digests)
         if problem is not None:
             raise CommandError(f"Audit trail tampered with at {problem}.", returncode=1)
         digest = audit.head_digest()

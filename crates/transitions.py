@@ -12,11 +12,10 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
+# Who may make a move: actor kinds, resolved against the job by crates.permissions.actor_kinds().
 from crates.models import Job
+from crates.permissions import AGENT, CHECKER, OFFICER, RESEARCHER, SYSTEM, actor_kinds
 from portal import audit, sqlrows
-
-# Who may make a move: actor kinds, resolved against the job by reviews.permissions.actor_kinds().
-from reviews.permissions import AGENT, CHECKER, OFFICER, RESEARCHER, SYSTEM, actor_kinds
 
 __all__ = ["AGENT", "CHECKER", "OFFICER", "RESEARCHER", "SYSTEM", "TRANSITIONS", "actor_kinds", "transition"]
 
