@@ -513,6 +513,13 @@ class ApprovedWorkflow(models.Model):
     executor = models.CharField(max_length=20, choices=Executor.choices)
     description = models.TextField(blank=True)
     crate = models.FileField(upload_to="workflows/", blank=True, help_text="The Workflow RO-Crate zip.")
+    # What a request gives the workflow (see portal.workflow_inputs); null: not declared, any name=value.
+    inputs = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The inputs a request gives the workflow: name, type, required, default, allowed values, "
+        "description. Read from the CWL inputs when the crate is registered, unless given.",
+    )
     tres = models.ManyToManyField(TRE, through="WorkflowApproval", related_name="workflows")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -559,6 +566,24 @@ class WorkflowApproval(models.Model):
         return service_settings.describe(self.workflow.executor, self.service_settings)
 
 
+class TokenScope(models.TextChoices):
+    """What a personal API token may be used for. The privileged ones need a fresh second factor."""
+
+    READ = "read", "Read what you can see"
+    SUBMIT = "submit", "Submit requests, answer checkers, cancel your jobs"
+    REVIEW = "review", "Decide review steps (governance officers)"
+    CHECK = "check", "Vote on and release outputs (output checkers)"
+    AUDIT = "audit", "Read the audit trail (auditors)"
+    ADMIN = "admin", "Administer the federation (federation admins)"
+
+
+PRIVILEGED_SCOPES = frozenset({TokenScope.REVIEW, TokenScope.CHECK, TokenScope.AUDIT, TokenScope.ADMIN})
+
+
+def default_token_scopes():
+    return [TokenScope.READ.value, TokenScope.SUBMIT.value]
+
+
 class PersonalTokenQuerySet(models.QuerySet):
     def usable(self):
         return self.filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
@@ -577,6 +602,11 @@ class PersonalToken(models.Model):
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    scopes = models.JSONField(
+        default=default_token_scopes,
+        help_text="What the token may be used for (TokenScope values); privileged scopes expire within "
+        "30 days and are granted only right after a second-factor check.",
+    )
 
     objects = PersonalTokenQuerySet.as_manager()
 
@@ -597,6 +627,10 @@ class PersonalToken(models.Model):
     @property
     def is_usable(self):
         return self.revoked_at is None and self.expires_at > timezone.now()
+
+    @property
+    def scope_labels(self):
+        return [TokenScope(scope).label for scope in self.scopes if scope in TokenScope.values]
 
 
 from portal.public_models import PublicQuestion  # noqa: E402, F401

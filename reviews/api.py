@@ -12,7 +12,9 @@ from crates import permissions as crate_permissions
 from crates.models import Job
 from crates.transitions import TransitionError
 from portal import permissions
+from portal.api.permissions import READ
 from portal.api.views import PersonAPIMixin
+from portal.models import TokenScope
 from reviews import evidence, outputs, services
 from reviews.models import Message, Outcome, OutputFile, OutputVote, Step, StepDecision
 from reviews.permissions import (
@@ -134,6 +136,8 @@ def _jobs_for(user):
 class ReviewQueue(PersonAPIMixin, generics.ListAPIView):
     """Jobs at the TREs this officer governs, oldest first."""
 
+    required_scopes = READ
+
     serializer_class = JobSummarySerializer
 
     @extend_schema(
@@ -159,6 +163,7 @@ class ReviewQueue(PersonAPIMixin, generics.ListAPIView):
 
 
 class JobDetail(PersonAPIMixin, generics.RetrieveAPIView):
+    required_scopes = READ
     serializer_class = JobDetailSerializer
 
     def get_queryset(self):
@@ -175,6 +180,8 @@ class JobActionMixin(PersonAPIMixin):
 
 
 class StartReview(JobActionMixin, APIView):
+    required_scopes = {"POST": (TokenScope.REVIEW,)}
+
     @extend_schema(request=None, responses=JobDetailSerializer, summary="Start the review of a job")
     def post(self, request, pk):
         job = self.job(pk)
@@ -183,6 +190,8 @@ class StartReview(JobActionMixin, APIView):
 
 
 class Decide(JobActionMixin, APIView):
+    required_scopes = {"POST": (TokenScope.REVIEW,)}
+
     @extend_schema(request=DecideSerializer, responses=JobDetailSerializer, summary="Decide one review step")
     def post(self, request, pk):
         job = self.job(pk)
@@ -199,6 +208,8 @@ class Decide(JobActionMixin, APIView):
 
 
 class PostMessage(JobActionMixin, APIView):
+    required_scopes = {"POST": (TokenScope.SUBMIT, TokenScope.REVIEW, TokenScope.CHECK)}
+
     @extend_schema(request=MessageSerializer, responses={201: MessageSerializer}, summary="Write on a job")
     def post(self, request, pk):
         job = self.job(pk)
@@ -210,6 +221,8 @@ class PostMessage(JobActionMixin, APIView):
 
 
 class Cancel(JobActionMixin, APIView):
+    required_scopes = {"POST": (TokenScope.SUBMIT, TokenScope.REVIEW)}
+
     @extend_schema(request=ReasonSerializer, responses=JobDetailSerializer, summary="Cancel a job")
     def post(self, request, pk):
         job = self.job(pk)
@@ -291,6 +304,7 @@ def _run_outputs(call):
 
 
 class JobOutputs(JobActionMixin, generics.ListAPIView):
+    required_scopes = READ
     serializer_class = OutputSerializer
     pagination_class = None
 
@@ -315,6 +329,8 @@ class OutputActionMixin(PersonAPIMixin):
 
 
 class VoteOnOutput(OutputActionMixin, APIView):
+    required_scopes = {"POST": (TokenScope.CHECK,)}
+
     @extend_schema(
         request=VoteSerializer, responses=OutputSerializer, summary="Vote on an output file (checkers)"
     )
@@ -339,6 +355,8 @@ class VoteOnOutput(OutputActionMixin, APIView):
 
 
 class ReleaseOutput(OutputActionMixin, APIView):
+    required_scopes = {"POST": (TokenScope.CHECK,)}
+
     @extend_schema(
         request=None, responses=OutputSerializer, summary="Release an approved output file (checkers)"
     )
@@ -349,6 +367,8 @@ class ReleaseOutput(OutputActionMixin, APIView):
 
 
 class DescribeOutput(OutputActionMixin, APIView):
+    required_scopes = {"POST": (TokenScope.SUBMIT,)}
+
     @extend_schema(
         request=DescribeSerializer,
         responses=OutputSerializer,

@@ -67,7 +67,7 @@ def can_download_output(user, output):
     release: the TRE's checkers only."""
     job = output.job
     if output.status == output.Status.RELEASED:
-        return permissions.can_receive_outputs(user, job.request.project)
+        return permissions.can_receive_outputs(user, job.request.project, [job.tre_id])
     return can_check_outputs(user, job)
 
 
@@ -103,7 +103,9 @@ def check_view_output(user, output):
 def can_view_published_crate(user, job):
     """The published results crate (it carries the released files): the project's acting members, the
     job's TRE's checkers and officers, and auditors. Not removed or lapsed members, nor other TREs' staff."""
-    if permissions.can_receive_outputs(user, job.request.project) or permissions.can_view_audit(user):
+    if permissions.can_receive_outputs(user, job.request.project, [job.tre_id]) or permissions.can_view_audit(
+        user
+    ):
         return True
     return bool(actor_kinds(job, user) & {OFFICER, CHECKER})
 
@@ -155,7 +157,7 @@ def can_decide_combined(user, release):
 
 def check_decide_combined(user, release):
     if not can_decide_combined(user, release):
-        if permissions.is_project_member(user, release.request.project):
+        if permissions.belongs_to_project(user, release.request.project):
             raise PermissionDenied("You belong to this project, so you cannot release its outputs.")
         raise PermissionDenied("Only an output checker of one of the TREs involved can decide.")
 
@@ -163,7 +165,7 @@ def check_decide_combined(user, release):
 def can_download_combined(user, release):
     """A released combination goes to the project's active members."""
     return release.status == release.Status.RELEASED and permissions.can_receive_outputs(
-        user, release.request.project
+        user, release.request.project, [o.job.tre_id for o in release.sources.select_related("job")]
     )
 
 

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from crates import signals
-from reviews import notifications, outputs
+from reviews import notifications, outputs, services
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +17,11 @@ log = logging.getLogger(__name__)
 @receiver(signals.review_needed, dispatch_uid="reviews.review_needed")
 def tell_officers(sender, job, **kwargs):
     notifications.review_needed(job)
+
+
+@receiver(signals.job_resubmitted, dispatch_uid="reviews.job_resubmitted")
+def carry_over_decisions(sender, job, previous_version, version, by, **kwargs):
+    services.carry_over(job, previous_version=previous_version, version=version, by=by)
 
 
 @receiver(signals.results_returned, dispatch_uid="reviews.results_returned")

@@ -169,7 +169,7 @@ def _officers_to_tell(project):
         o
         for tre in tres
         for o in permissions.officers_of(tre)
-        if not permissions.is_project_member(o, project)
+        if not permissions.belongs_to_project(o, project)
     ]
 
 

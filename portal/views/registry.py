@@ -2,13 +2,16 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, Subquery
 from django.db.models.functions import Coalesce
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
-from portal import permissions, service_settings, services
+from portal import audit, permissions, service_settings, services, workflow_inputs
+from portal import workflow_files as workflow_files_lib
 from portal.forms import DatasetForm, DecisionForm, OrganisationForm, ReasonForm, TREForm, WorkflowForm
 from portal.models import (
     TRE,
@@ -21,7 +24,7 @@ from portal.models import (
     ProjectApproval,
     WorkflowApproval,
 )
-from portal.views.helpers import domain_errors_as_messages, paginate
+from portal.views.helpers import add_form_errors, domain_errors_as_messages, paginate
 
 
 def _form_page(request, form, *, title, back, submit="Save", intro=""):
@@ -214,25 +217,99 @@ def workflow_detail(request, pk):
             "requestable_tres": governed.exclude(workflow_approvals__workflow=workflow),
             "governed_ids": set(governed.values_list("pk", flat=True)),
             "decision_form": DecisionForm(),
+            "input_lines": [workflow_inputs.describe(entry) for entry in workflow.inputs or []],
+            "previous": workflow_files_lib.previous_approved(workflow),
         },
     )
 
 
 @login_required
+def workflow_files(request, pk):
+    """The workflow's crate as a tree of files, with the chosen file shown highlighted."""
+    workflow = get_object_or_404(ApprovedWorkflow, pk=pk)
+    path = request.GET.get("path", "")
+    context = {"workflow": workflow, "path": path, "previous": workflow_files_lib.previous_approved(workflow)}
+    try:
+        entries = workflow_files_lib.files(workflow)
+        context["tree"] = workflow_files_lib.tree(entries)
+        context["count"] = len(entries)
+        if not path:
+            main = next(
+                (e.path for e in entries if e.path.endswith(".cwl")), entries[0].path if entries else ""
+            )
+            path = context["path"] = main
+        if path:
+            try:
+                text, why = workflow_files_lib.read_text(workflow, path)
+            except KeyError:
+                raise Http404("The crate has no file of that name.") from None
+            context["why_not_shown"] = why
+            context["highlighted"] = workflow_files_lib.highlight(path, text) if text is not None else ""
+    except workflow_files_lib.CrateUnreadable as exc:
+        context["unreadable"] = str(exc)
+    return render(request, "portal/workflow_files.html", context)
+
+
+@login_required
+def workflow_crate(request, pk):
+    """Download the workflow's crate ZIP, as approved (its SHA-256 in a header)."""
+    workflow = get_object_or_404(ApprovedWorkflow, pk=pk)
+    if not workflow.crate:
+        raise Http404("This workflow was registered without its crate.")
+    audit.record("workflow.crate_downloaded", by=request.user, obj=workflow)
+    response = FileResponse(
+        workflow.crate.open("rb"),
+        as_attachment=True,
+        filename=f"{slugify(workflow.name) or 'workflow'}-{slugify(workflow.version) or 'version'}.crate.zip",
+        content_type="application/zip",
+    )
+    response["X-Content-SHA256"] = workflow.sha256
+    return response
+
+
+@login_required
+def workflow_diff(request, pk):
+    """What changed in the crate since the previously approved version of the same workflow."""
+    workflow = get_object_or_404(ApprovedWorkflow, pk=pk)
+    previous = workflow_files_lib.previous_approved(workflow)
+    context = {"workflow": workflow, "previous": previous}
+    if previous is not None:
+        try:
+            context["changes"] = workflow_files_lib.compare(previous, workflow)
+        except workflow_files_lib.CrateUnreadable as exc:
+            context["unreadable"] = str(exc)
+    return render(request, "portal/workflow_diff.html", context)
+
+
+@login_required
 def workflow_edit(request, pk=None):
-    if not permissions.is_officer(request.user):
-        raise PermissionDenied("Only governance officers can register workflows.")
     workflow = get_object_or_404(ApprovedWorkflow, pk=pk) if pk else ApprovedWorkflow()
-    if pk and workflow.approvals.filter(status=Decision.APPROVED).exists():
-        messages.error(request, "An approved workflow cannot change; register a new version instead.")
-        return redirect("workflow_detail", pk=pk)
+    permissions.check_change_workflow(request.user, workflow)
+    approved = services.is_workflow_approved_anywhere(workflow)
     form = WorkflowForm(request.POST or None, request.FILES or None, instance=workflow)
     if request.method == "POST" and form.is_valid():
-        workflow = services.save_record(form, by=request.user, verb_prefix="workflow")
-        messages.success(request, f"Saved {workflow}.")
-        return redirect("workflow_detail", pk=workflow.pk)
+        try:
+            workflow = services.change_workflow(form, by=request.user)
+        except ValidationError as exc:
+            add_form_errors(form, exc)
+        else:
+            if approved:
+                messages.success(request, f"Registered {workflow} as a new version; it needs approval again.")
+            else:
+                messages.success(request, f"Saved {workflow}.")
+            return redirect("workflow_detail", pk=workflow.pk)
+    intro = (
+        "This workflow is approved, so it does not change: saving registers your change as a new version, "
+        "which needs approval again."
+        if approved
+        else ""
+    )
     return _form_page(
-        request, form, title="Register a workflow" if not pk else f"Edit {workflow}", back="workflow_list"
+        request,
+        form,
+        title="Register a workflow" if not pk else f"Edit {workflow}",
+        back="workflow_list",
+        intro=intro,
     )
 
 

@@ -4,6 +4,7 @@ Officers decide review steps and checkers vote on files over HTTP (the form and 
 stored with the decision or vote and printed on the decision or release certificate.
 """
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -59,7 +60,9 @@ def test_the_form_refuses_to_approve_an_unmet_step_without_a_reason(client, unme
 
 
 def test_the_api_refuses_to_approve_an_unmet_step_without_a_reason(client, unmet, olivia):
-    _, secret = create_token(olivia, "review", by=olivia)
+    _, secret = create_token(
+        olivia, "review", by=olivia, scopes=["read", "review"], second_factor_at=time.time()
+    )
     headers = {"Authorization": f"Bearer {secret}"}
     url = f"/api/v1/jobs/{unmet.pk}/decisions/"
     refused = client.post(
@@ -102,7 +105,7 @@ def test_a_checker_cannot_approve_a_failed_file_without_a_reason(client, flagged
     assert "Write why you approve it anyway" in page
     assert not flagged.votes.exists()
 
-    _, secret = create_token(chris, "check", by=chris)
+    _, secret = create_token(chris, "check", by=chris, scopes=["read", "check"], second_factor_at=time.time())
     api = client.post(
         f"/api/v1/outputs/{flagged.pk}/votes/",
         {"decision": "approve"},

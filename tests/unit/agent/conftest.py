@@ -19,9 +19,10 @@ from agent.executors import execute
 from agent.executors.base import ExecutionResult
 from agent.jobs import Job, JobDirectory
 from agent.synthetic import SyntheticDataset, generate, write_sqlite
+from tests.cratekit import SHARED as cratekit_shared
 
 REPO = Path(__file__).resolve().parents[3]
-SHARED = REPO.parent / "shared"
+SHARED = cratekit_shared
 ORACLE = SHARED / "bin" / "5s-oracle"
 REQUEST_CRATE = (
     SHARED / "fixtures" / "5s-crate" / "validator-valid-five-safes-crate-request" / "ro-crate-metadata.json"

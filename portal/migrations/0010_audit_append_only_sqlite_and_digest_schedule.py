@@ -41,7 +41,7 @@ def daily(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("portal", "0007_json_quote_function")]
+    dependencies = [("portal", "0009_workflow_inputs")]
 
     operations = [
         migrations.RunPython(add_triggers, drop_triggers),
