@@ -5,7 +5,7 @@ from contextlib import contextmanager
 
 from django.db import connection
 
-_SQLITE = importlib.import_module("portal.migrations.0010_audit_append_only_sqlite_and_digest_schedule")
+_SQLITE = importlib.import_module("portal.migrations.0011_audit_append_only_sqlite_and_digest_schedule")
 
 
 @contextmanager

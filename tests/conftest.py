@@ -315,7 +315,7 @@ def sign_in(client, user, password=TEST_PASSWORD):
 @pytest.fixture(autouse=True)
 def _audit_flushable(request):
     """Transactional tests end with a flush, which on SQLite DELETEs every row: the append-only triggers
-    (portal migration 0010) are dropped for that flush. They are made again when the next transactional
+    (portal migration 0011) are dropped for that flush. They are made again when the next transactional
     test starts (pytest-django runs those after the others), and by `ensure_append_only` where a test needs them."""
     marker = request.node.get_closest_marker("django_db")
     transactional = (marker is not None and marker.kwargs.get("transaction")) or any(

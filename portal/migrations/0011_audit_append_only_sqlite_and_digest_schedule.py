@@ -41,7 +41,7 @@ def daily(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("portal", "0009_workflow_inputs")]
+    dependencies = [("portal", "0010_drop_json_quote_function")]
 
     operations = [
         migrations.RunPython(add_triggers, drop_triggers),
