@@ -267,6 +267,14 @@ def belongs_to_project(user, project):
     )
 
 
+def can_receive_outputs(user, project, tres):
+    """Released outputs of a project (files, the published results crate, combined tables) go only to
+    people acting as its members at a TRE they came from (`tres`: TREs or their ids). Every view of
+    released outputs, HTML, API and ZIP, asks this one question; the member question is
+    `is_member_at_any`'s (approved, at that TRE, with a valid accreditation)."""
+    return is_member_at_any(user, project, tres)
+
+
 def check_not_conflicted(user, project):
     """Nobody decides on a project they lead or belong to."""
     if belongs_to_project(user, project):

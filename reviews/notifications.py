@@ -3,6 +3,8 @@
 E-mails are sent by a django-q2 task after the transaction commits; the Notification row is the outbox.
 """
 
+import unicodedata
+
 from django.conf import settings
 from django.db import transaction
 
@@ -17,8 +19,18 @@ def wants_email(user, kind):
     return bool(prefs.get(kind, True))
 
 
+def one_line(text, limit=200):
+    """Text fit for an e-mail subject: any line break, tab or other control character becomes a space.
+
+    Titles come from crates and forms, so they may hold newlines, which an e-mail header cannot carry.
+    """
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in str(text or ""))
+    return " ".join(text.split())[:limit]
+
+
 def notify(users, kind, subject, body="", url=""):
     """Create one notification per distinct active user and queue the e-mails they asked for."""
+    subject = one_line(subject)
     created = []
     seen = set()
     for user in users:
@@ -27,7 +39,7 @@ def notify(users, kind, subject, body="", url=""):
         seen.add(user.pk)
         email = bool(wants_email(user, kind) and user.email)
         notification = Notification.objects.create(
-            recipient=user, kind=kind, subject=subject[:200], body=body, url=url, email_wanted=email
+            recipient=user, kind=kind, subject=subject, body=body, url=url, email_wanted=email
         )
         created.append(notification)
         if email:

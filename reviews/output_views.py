@@ -27,8 +27,10 @@ from reviews.permissions import (
     check_download_combined,
     check_download_output,
     check_view_output,
+    check_view_outputs,
     check_view_published_crate,
 )
+from reviews.sdc import redact
 from reviews.sdc.tables import guess_delimiter
 
 MAX_ROWS = 500
@@ -56,7 +58,13 @@ def _file_rows(output, user):
     is_checker = can_check_outputs(user, output.job)
     return {
         "output": output,
+        # Values behind the flags only for the checkers and, once released, the project's members.
+        "sdc": outputs.sdc_visible_to(output, user),
         "votes": votes if is_checker else [v for v in votes if v.for_researcher],
+        # Approvals of a file the automated checks did not pass, with their reasons (certified for all).
+        "overrides": [v for v in votes if v.decision == OutputVote.Decision.APPROVE and v.comment]
+        if output.sdc_verdict != OutputFile.Verdict.PASS
+        else [],
         "my_vote": next(
             (v for v in output.votes.all() if v.checker_id == user.pk and v.round == output.round), None
         ),
@@ -74,6 +82,7 @@ def _file_rows(output, user):
 @login_required
 def job_outputs(request, pk):
     job = _get_job(request.user, pk)
+    check_view_outputs(request.user, job)
     files = [
         _file_rows(o, request.user)
         for o in job.outputs.select_related("public_record").prefetch_related("votes__checker")
@@ -146,7 +155,7 @@ def output_detail(request, pk):
         "is_checker": is_checker,
         # Researchers see the flags on their own outputs; the content only once released (or as checkers).
         "table": _table(output)
-        if output.name.lower().endswith(".csv") and (is_checker or output.status == "released")
+        if output.name.lower().endswith(".csv") and (is_checker or can_download_output(request.user, output))
         else None,
         "decisions": OutputVote.Decision.choices,
     }
@@ -285,6 +294,7 @@ def release_certificate(request, pk):
     from weasyprint import HTML
 
     job = _get_job(request.user, pk)
+    check_view_outputs(request.user, job)
     files = [
         _file_rows(o, request.user)
         for o in job.outputs.select_related("public_record").prefetch_related("votes__checker")
@@ -373,6 +383,9 @@ def combined_detail(request, pk):
             "release": release,
             "sources": release.sources.select_related("job__tre"),
             "is_checker": is_checker,
+            "sdc": release.sdc
+            if is_checker or can_download_combined(request.user, release)
+            else redact(release.sdc),
             "show_table": is_checker or can_download_combined(request.user, release),
             "can_download": can_download_combined(request.user, release),
         },
