@@ -247,3 +247,20 @@ def check_moderate(user, question):
         raise PermissionDenied(
             "Only governance officers of a TRE that approved this project can moderate it."
         )
+
+
+# --- Work pages (the checkers' queue, PPIE oversight) ---------------------------------------
+
+
+def can_use_output_queue(user):
+    """Output checkers see the files waiting for their vote at `/outputs/`."""
+    return is_checker(user)
+
+
+def check_use_output_queue(user):
+    if not can_use_output_queue(user):
+        raise PermissionDenied("Only output checkers have an output queue.")
+
+
+def is_ppie(user):
+    return has_role(user, roles.PPIE)

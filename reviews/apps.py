@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class ReviewsConfig(AppConfig):
     name = "reviews"
     verbose_name = "Five Safes reviews"
+
+    def ready(self):
+        from portal import todo
+        from reviews.todo import checker_section
+
+        todo.register(checker_section)

@@ -9,12 +9,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from crates import permissions as crate_permissions
 from crates.models import Job
-from portal import audit
+from portal import audit, permissions
 from reviews import outputs
 from reviews.models import OutputFile, OutputVote, Publication
 from reviews.permissions import (
@@ -67,6 +68,17 @@ def _file_rows(output, user):
         if output.status == OutputFile.Status.RELEASED
         else None,
     }
+
+
+@login_required
+def output_queue(request):
+    """The checker's work queue: files waiting for my vote across my TREs, oldest first."""
+    permissions.check_use_output_queue(request.user)
+    return render(
+        request,
+        "reviews/output_queue.html",
+        {"files": list(outputs.awaiting_vote(request.user)), "now": timezone.now()},
+    )
 
 
 @login_required

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from crates.fivesafes import writeback
@@ -24,7 +25,7 @@ from crates.fivesafes.safezip import extract_bag
 from crates.models import Job, ResultUpload
 from crates.services import crate_limits, portal_agent
 from portal import audit, permissions
-from portal.models import DataAccessAgreement
+from portal.models import DataAccessAgreement, Membership
 from portal.public import invalidate_public_pages
 from reviews import notifications
 from reviews.models import OutputFile, OutputVote, Publication, PublicOutput
@@ -215,6 +216,24 @@ def redo_lost_checks(now=None):
 
 def required_checkers(output):
     return int(output.policy.get("required_checkers", output.job.tre.required_output_checkers))
+
+
+def awaiting_vote(user):
+    """Output files waiting for `user`'s vote across the TREs they check, oldest first.
+
+    Separation of duties: files of projects the checker belongs to (or submitted) are left out.
+    """
+    tres = permissions.tres_checked_by(user)
+    mine = OutputVote.objects.filter(output=OuterRef("pk"), checker=user, round=OuterRef("round"))
+    member = Membership.objects.filter(project=OuterRef("job__request__project"), person=user)
+    return (
+        OutputFile.objects.filter(status=F.PENDING, job__status=S.OUTPUT_REVIEW, job__tre__in=tres)
+        .exclude(Exists(mine))
+        .exclude(Exists(member))
+        .exclude(Q(job__request__submitter=user) | Q(job__request__project__lead=user))
+        .select_related("job__tre", "job__request__project")
+        .order_by("created_at", "pk")
+    )
 
 
 def votes_visible_to(output, user):
