@@ -81,6 +81,7 @@ class TREForm(forms.ModelForm):
             "p_ratio",
             "rounding_base",
             "required_output_checkers",
+            "ppie_review",
             "permitted_output_kinds",
             "allowed_executors",
         ]

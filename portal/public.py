@@ -370,6 +370,15 @@ def published_outputs(project):
     ]
 
 
+def all_published_results(limit=50):
+    """Every released output a project chose to publish, newest first (for PPIE oversight)."""
+    return (
+        PublicOutput.objects.filter(output__status="released")
+        .select_related("project", "output__job__tre")
+        .order_by("-output__released_at", "pk")[:limit]
+    )
+
+
 def published_answers(project):
     rows = PublicQuestion.objects.filter(project=project, status=PublicQuestion.Status.PUBLISHED).order_by(
         "-answered_at"

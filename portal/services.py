@@ -14,7 +14,7 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
-from portal import audit, permissions, roles, service_settings
+from portal import audit, permissions, ppie, roles, service_settings
 from portal.models import (
     TRE,
     Accreditation,
@@ -257,6 +257,8 @@ def decide_project(approval, decision, rationale="", *, by):
     permissions.check_govern_tre(by, approval.tre)
     permissions.check_not_conflicted(by, approval.project)
     project = approval.project
+    if decision == Decision.APPROVED:
+        ppie.check_ready_for_approval(approval)
     _decide(approval, decision, rationale, by=by, verb="project", project=project, tre=approval.tre)
     if decision == Decision.APPROVED:
         # The Data Use Register's required fields must be complete before a TRE approves the project;

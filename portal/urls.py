@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from portal.views import health, people, projects, registry
+from portal.views import health, people, ppie, projects, registry
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -71,6 +71,9 @@ urlpatterns = [
     path("accreditations/<int:pk>/evidence/", people.accreditation_evidence, name="accreditation_evidence"),
     path("tokens/", people.token_list, name="token_list"),
     path("tokens/<int:pk>/revoke/", people.token_revoke, name="token_revoke"),
+    # PPIE oversight
+    path("ppie/", ppie.ppie_home, name="ppie_home"),
+    path("ppie/projects/<int:pk>/", ppie.ppie_review, name="ppie_review"),
     # Audit
     path("audit/", people.audit_list, name="audit_list"),
     path("audit/verify/", people.audit_verify, name="audit_verify"),

@@ -9,8 +9,9 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from portal import service_settings
+from portal import ppie, service_settings
 from portal.models import (
+    TRE,
     DataAccessAgreement,
     Dataset,
     Decision,
@@ -130,7 +131,43 @@ def safe_project(job, today):
         findings.append(
             _finding("agreement", False, f"No data-access agreement with {job.tre} is in force today.")
         )
+    findings.extend(_ppie(job))
     return findings
+
+
+def _ppie(job):
+    """The PPIE members' view of the lay summary and public benefit statement, under the TRE's policy."""
+    policy = job.tre.ppie_review
+    if policy == TRE.PPIEReview.OFF:
+        return []
+    current, review = ppie.state(job.request.project)
+    said = f' They said: "{review.comment}"' if review is not None and review.comment else ""
+    if current == ppie.CLEAR:
+        when = timezone.localtime(review.created_at)
+        return [
+            _finding(
+                "ppie",
+                True,
+                f"A PPIE member cleared the lay summary for the public on {when.day} {when:%B %Y}.{said}",
+            )
+        ]
+    if current == ppie.PLAINER:
+        return [_finding("ppie", False, f"A PPIE member asked for plainer words in the lay summary.{said}")]
+    if policy == TRE.PPIEReview.REQUIRED:
+        return [
+            _finding(
+                "ppie",
+                False,
+                f"{job.tre} requires PPIE review, and no PPIE member has cleared the current lay summary.",
+            )
+        ]
+    return [
+        _finding(
+            "ppie",
+            True,
+            "No PPIE member has read the current lay summary yet (their review is advisory here).",
+        )
+    ]
 
 
 def safe_data(job, today):

@@ -6,7 +6,7 @@ from django import forms, template
 from django.template.loader import render_to_string
 from django.utils import dateformat, timezone
 
-from portal import permissions
+from portal import permissions, ppie
 
 register = template.Library()
 
@@ -120,3 +120,9 @@ def govuk_date(value):
     if isinstance(value, datetime.datetime) and timezone.is_aware(value):
         value = timezone.localtime(value)
     return dateformat.format(value, "j F Y")
+
+
+@register.filter
+def ppie_view(project):
+    """The PPIE members' view of a project's lay summary (reads prefetched `ppie_reviews`)."""
+    return ppie.view_of(project)

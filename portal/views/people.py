@@ -15,7 +15,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from portal import audit, permissions, roles, services, todo
+from portal import audit, permissions, ppie, public, roles, services, todo
 from portal.forms import AccreditationForm, AuditFilterForm, ProfileForm, TokenForm
 from portal.models import (
     Accreditation,
@@ -80,6 +80,13 @@ def dashboard(request):
             "expiring_agreements": DataAccessAgreement.objects.filter(
                 tre__in=tres, status=DataAccessAgreement.Status.ACTIVE, valid_until__lte=today + SOON
             ).select_related("project", "tre"),
+        }
+    if permissions.is_ppie(user):
+        waiting, with_researcher = ppie.projects_to_review(user)
+        context["ppie"] = {
+            "waiting": waiting,
+            "with_researcher": len(with_researcher),
+            "questions": public.questions_to_moderate(user).count(),
         }
     context["sections"] = [
         render_to_string(section.template, section.context, request=request)
