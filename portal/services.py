@@ -14,7 +14,7 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
-from portal import audit, permissions, ppie, roles, service_settings
+from portal import audit, permissions, plain, ppie, roles, service_settings
 from portal.models import (
     TRE,
     Accreditation,
@@ -408,9 +408,9 @@ def lapse_expired_memberships(*, today=None):
         if not expired_membership and has_valid_accreditation(membership.person, today):
             continue
         reason = (
-            f"Membership ended on {membership.valid_until:%d %B %Y}."
+            f"Membership ended on {plain.day(membership.valid_until)}."
             if expired_membership
-            else "No verified accreditation valid on " + f"{today:%d %B %Y}."
+            else "No verified accreditation valid on " + f"{plain.day(today)}."
         )
         before = {"status": membership.status}
         membership.status, membership.lapsed_reason = Membership.Status.LAPSED, reason

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from portal import ppie, service_settings
+from portal import plain, ppie, service_settings
 from portal.models import (
     TRE,
     DataAccessAgreement,
@@ -67,7 +67,9 @@ def safe_people(job, today):
             findings.append(_finding("membership", False, f"{label} is not approved at {job.tre}."))
         elif membership.valid_until and membership.valid_until < today:
             findings.append(
-                _finding("membership", False, f"{label}'s membership ended on {membership.valid_until}.")
+                _finding(
+                    "membership", False, f"{label}'s membership ended on {plain.day(membership.valid_until)}."
+                )
             )
         else:
             findings.append(_finding("membership", True, f"{label} is an approved member at {job.tre}."))
@@ -82,7 +84,7 @@ def safe_people(job, today):
                 _finding(
                     "accreditation",
                     True,
-                    f"{label} holds {best.get_kind_display()} valid until {best.valid_until:%d %B %Y}.",
+                    f"{label} holds {best.get_kind_display()} valid until {plain.day(best.valid_until)}.",
                 )
             )
         else:
@@ -114,7 +116,7 @@ def safe_project(job, today):
         _finding(
             "in_date",
             project.is_in_date(today),
-            f"The project runs {project.start_date or 'open'} to {project.end_date or 'open'}"
+            f"The project runs {plain.day(project.start_date) if project.start_date else 'from an open start'} to {plain.day(project.end_date) if project.end_date else 'an open end'}"
             + ("." if project.is_in_date(today) else ", which does not include today."),
         ),
         _finding(
@@ -125,7 +127,7 @@ def safe_project(job, today):
     ]
     agreements = _agreements(job, today)
     if agreements:
-        refs = ", ".join(f"{a.reference} (until {a.valid_until:%d %B %Y})" for a in agreements)
+        refs = ", ".join(f"{a.reference} (until {plain.day(a.valid_until)})" for a in agreements)
         findings.append(_finding("agreement", True, f"Agreement in force: {refs}."))
     else:
         findings.append(
@@ -148,7 +150,7 @@ def _ppie(job):
             _finding(
                 "ppie",
                 True,
-                f"A PPIE member cleared the lay summary for the public on {when.day} {when:%B %Y}.{said}",
+                f"A PPIE member cleared the lay summary for the public on {plain.day(when)}.{said}",
             )
         ]
     if current == ppie.PLAINER:

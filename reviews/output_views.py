@@ -81,6 +81,13 @@ def output_queue(request):
     )
 
 
+def _has_decided_outputs(job, files):
+    """A release certificate certifies decisions: it exists once a file is decided or the job ended."""
+    return job.status in (Job.Status.RELEASED, Job.Status.WITHHELD) or any(
+        o.status != OutputFile.Status.PENDING for o in files
+    )
+
+
 @login_required
 def job_outputs(request, pk):
     job = _get_job(request.user, pk)
@@ -97,6 +104,7 @@ def job_outputs(request, pk):
             "is_checker": can_check_outputs(request.user, job),
             "is_researcher": can_act_as_researcher(request.user, job),
             "decisions": OutputVote.Decision.choices,
+            "can_certify": _has_decided_outputs(job, [f["output"] for f in files]),
         },
     )
 
@@ -280,6 +288,9 @@ def release_certificate(request, pk):
         _file_rows(o, request.user)
         for o in job.outputs.select_related("public_record").prefetch_related("votes__checker")
     ]
+    if not _has_decided_outputs(job, [f["output"] for f in files]):
+        messages.info(request, "No output has been decided yet, so there is nothing to certify.")
+        return redirect("job_outputs", pk=job.pk)
     html = render_to_string(
         "reviews/release_certificate.html",
         {

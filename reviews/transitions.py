@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from crates.models import Job
 from portal import audit, sqlrows
+from reviews import notifications
 
 # Who may make a move: actor kinds, resolved against the job by reviews.permissions.actor_kinds().
 from reviews.permissions import AGENT, CHECKER, OFFICER, RESEARCHER, SYSTEM, actor_kinds
@@ -181,3 +182,5 @@ def _move(job, to_state, *, by, message, extra):
         tre=job.tre,
         project=job.request.project,
     )
+    if to_state == S.FAILED:
+        notifications.job_failed(job)

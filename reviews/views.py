@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from crates import dispatch
+from crates import dispatch, explain
 from crates import permissions as crate_permissions
 from crates.models import Job
 from portal import audit, permissions
@@ -21,7 +21,7 @@ from portal.views.helpers import paginate
 from reviews import evidence, services
 from reviews.models import CHECK_STEPS, Notification, Outcome, Step
 from reviews.permissions import can_act_as_researcher, can_cancel, can_review
-from reviews.transitions import TransitionError, can_transition
+from reviews.transitions import TERMINAL, TransitionError, can_transition
 
 S = Job.Status
 QUEUE_STATES = [S.AWAITING_REVIEW, S.IN_REVIEW, S.CHANGES_REQUESTED, S.SUSPENDED]
@@ -136,7 +136,19 @@ def _job_context(request, job):
         "summary": job.version.summary or {},
         "crosscheck": (job.version.crosscheck or {}).get("findings", []),
         "output_states": [S.OUTPUT_REVIEW, S.OUTPUT_CHANGES_REQUESTED, S.RELEASED, S.WITHHELD],
+        "failure": explain.failure(job, lease=getattr(job, "lease", None)),
+        "now": explain.NOW.get(job.status, ""),
+        "poll_seconds": _poll_seconds(job),
+        "can_certify": bool(decisions) or job.decisions.exists(),
     }
+
+
+def _poll_seconds(job):
+    """How often the job page refreshes its status: often while the TRE works, slowly while people
+    decide, never once the job has ended."""
+    if job.status in TERMINAL:
+        return None
+    return 3 if job.status in explain.IN_PROGRESS else 20
 
 
 @login_required
@@ -147,6 +159,8 @@ def job_detail(request, pk):
     template = "reviews/job_detail.html"
     if request.htmx and request.htmx.target == "review-steps":
         template += "#review-steps"
+    elif request.htmx and request.htmx.target == "job-status":
+        template += "#job-status"
     return render(request, template, context)
 
 
@@ -228,6 +242,9 @@ def job_certificate(request, pk):
 
     job = _get_job(request.user, pk)
     context = _job_context(request, job)
+    if not context["can_certify"]:
+        messages.info(request, "No decision has been made on this job yet, so there is nothing to certify.")
+        return redirect(job)
     context["all_decisions"] = job.decisions.select_related("decided_by", "version").order_by("decided_at")
     context["generated_by"] = request.user
     html = render_to_string("reviews/certificate.html", context)

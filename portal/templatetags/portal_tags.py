@@ -6,7 +6,7 @@ from django import forms, template
 from django.template.loader import render_to_string
 from django.utils import dateformat, timezone
 
-from portal import permissions, ppie
+from portal import permissions, plain, ppie
 
 register = template.Library()
 
@@ -67,6 +67,21 @@ _TAG_COLOURS = {
     "terminated": "grey",
     "withdrawn": "grey",
     "closed": "grey",
+    # Jobs
+    "failed": "red",
+    "rejected": "red",
+    "withheld": "red",
+    "cancelled": "grey",
+    "released": "green",
+    "awaiting_review": "yellow",
+    "in_review": "yellow",
+    "changes_requested": "orange",
+    "output_changes_requested": "orange",
+    "queued": "blue",
+    "claimed": "blue",
+    "running": "blue",
+    "outputs_returned": "blue",
+    "output_review": "purple",
 }
 
 
@@ -126,3 +141,15 @@ def govuk_date(value):
 def ppie_view(project):
     """The PPIE members' view of a project's lay summary (reads prefetched `ppie_reviews`)."""
     return ppie.view_of(project)
+
+
+@register.filter
+def event_sentence(verb):
+    """An audit event code as a phrase people read ("started the Five Safes review")."""
+    return plain.sentence(verb)
+
+
+@register.filter
+def in_words(text):
+    """The crate's class and property names replaced by what they mean."""
+    return plain.in_words(text)

@@ -161,3 +161,103 @@ def test_ppie_review_needs_a_comment_for_plainer_words_and_excludes_members(
         ppie.record(waiting_project, "clear", by=bob)
     client.force_login(bob)
     assert client.get(reverse("ppie_home")).status_code == 403
+
+
+# --- Researchers see their work ------------------------------------------------------------------
+
+
+def _fail(job, message):
+    """The agent claims the job, starts it and reports a failure, through the real dispatch calls."""
+    from crates import dispatch
+
+    agent = builders.agent_for(job.tre, None)
+    claim = dispatch.claim_next(agent)
+    token = claim.lease.fencing_token
+    dispatch.report_status(agent, job.pk, fencing_token=token, status="running")
+    dispatch.report_status(agent, job.pk, fencing_token=token, status="failed", message=message)
+    job.refresh_from_db()
+    return job
+
+
+def test_a_failure_is_explained_first_notified_and_on_to_do(client, new_job, alice, bob, mailoutbox):
+    from reviews.models import Notification
+
+    job = new_job(S.QUEUED)
+    _fail(job, "required input 'cohort_start' is missing")
+    assert job.status == S.FAILED
+    # In the portal and by e-mail, at once, to the submitter and the project's lead.
+    notes = Notification.objects.filter(subject__startswith="Failed at TRE A")
+    assert {n.recipient for n in notes} == {alice, bob}
+    assert "an input was missing or wrong" in notes[0].body and "What to do" in notes[0].body
+    assert all(n.email_wanted for n in notes)  # the e-mail outbox sends them
+    client.force_login(alice)
+    page = client.get(job.get_absolute_url()).content.decode()
+    first = page.index("This job failed at TRE A")
+    assert first < page.index("The request</h2>") and first < page.index("Timeline")
+    assert "Check the inputs named below" in page and "cohort_start" in page
+    todo = client.get(reverse("dashboard")).content.decode()
+    assert "Your requests" in todo and "failed at TRE A" in todo and job.get_absolute_url() in todo
+    # The timeline speaks in sentences, not event codes.
+    assert "job.failed" not in page and "reported that the job failed" in page
+
+
+def test_job_and_request_pages_poll_while_the_job_moves_and_stop_after(client, new_job, alice):
+    job = new_job(S.QUEUED)
+    client.force_login(alice)
+    page = client.get(job.get_absolute_url()).content.decode()
+    assert 'hx-trigger="every 3s"' in page
+    partial = client.get(job.get_absolute_url(), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="job-status")
+    body = partial.content.decode()
+    assert body.lstrip().startswith('<div id="job-status"') and "<h1>" not in body
+    assert 'id="job-timeline" hx-swap-oob="true"' in body
+    request_page = client.get(job.request.get_absolute_url()).content.decode()
+    assert 'id="request-jobs"' in request_page and 'hx-trigger="every 3s"' in request_page
+    _fail(job, "the workflow exited with status 1")
+    page = client.get(job.get_absolute_url()).content.decode()
+    assert "hx-trigger" not in page.split('id="job-status"')[1].split(">")[0]
+    partial = client.get(
+        job.request.get_absolute_url(), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="request-jobs"
+    ).content.decode()
+    assert "Failed at TRE A" in partial and "stopped with an error" in partial
+
+
+def test_no_certificate_before_there_is_a_decision(client, new_job, olivia):
+    job = new_job(S.AWAITING_REVIEW)
+    client.force_login(olivia)
+    assert (
+        reverse("job_certificate", args=[job.pk]) not in client.get(job.get_absolute_url()).content.decode()
+    )
+    response = client.get(reverse("job_certificate", args=[job.pk]), follow=True)
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "nothing to certify" in response.content.decode()
+
+
+# --- Counts agree with the lists they count ----------------------------------------------------------
+
+
+def test_members_awaiting_approval_agrees_with_the_project_page(client, project, bob, olivia):
+    from tests.conftest import _person
+
+    dan = _person("dan", roles.RESEARCHER)  # no accreditation: his membership lapses
+    erin = _person("erin", roles.RESEARCHER)
+    factories_accreditation(erin)
+    for person in (dan, erin):
+        membership = services.invite_member(project, person, "researcher", by=bob)
+        services.accept_invitation(membership, by=person)
+    services.lapse_expired_memberships()
+    client.force_login(olivia)
+    todo = client.get(reverse("dashboard")).content.decode()
+    count = todo.split("Members awaiting approval</dt>")[1].split("</dd>")[0]
+    assert ">1<" in count  # erin only
+    page = client.get(project.get_absolute_url()).content.decode()
+    # One decision form per member awaiting approval; dan's approval is on hold, not awaiting.
+    assert page.count("Approve dan@example.org") == 0 and page.count("Approve erin@example.org") == 1
+    assert "On hold" in page
+    queue = client.get(reverse("approvals_queue", args=["tre-a"])).content.decode()
+    assert "Members (1)" in queue
+
+
+def factories_accreditation(person):
+    from tests import factories
+
+    factories.AccreditationFactory(person=person)
