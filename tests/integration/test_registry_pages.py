@@ -465,8 +465,10 @@ def test_token_is_shown_once_and_works_against_the_api(client, alice):
 def test_auditor_filters_and_exports(client, audrey, project, tre_a):
     login(client, audrey)
     page = client.get(reverse("audit_list"), {"verb": "membership.", "project": project.identifier})
-    assert "membership.approved" in page.content.decode()
-    assert "agreement.activated" not in page.content.decode()
+    # Events read as sentences; the codes stay in the exports.
+    assert "Approved a member at this TRE" in page.content.decode()
+    assert "membership.approved" not in page.content.decode()
+    assert "Put a data-access agreement in force" not in page.content.decode()
     csv_body = b"".join(
         client.get(reverse("audit_export", args=["csv"]), {"tre": tre_a.slug}).streaming_content
     )
