@@ -81,6 +81,14 @@ def dashboard(request):
                 tre__in=tres, status=DataAccessAgreement.Status.ACTIVE, valid_until__lte=today + SOON
             ).select_related("project", "tre"),
         }
+    context["ppie_asks"] = [
+        (project, review)
+        for project in user.projects_led.filter(approvals__status=Decision.PENDING)
+        .distinct()
+        .prefetch_related("ppie_reviews")
+        for state, review in [ppie.state(project)]
+        if state == ppie.PLAINER
+    ]
     if permissions.is_ppie(user):
         waiting, with_researcher = ppie.projects_to_review(user)
         context["ppie"] = {
