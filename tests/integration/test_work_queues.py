@@ -261,3 +261,43 @@ def factories_accreditation(person):
     from tests import factories
 
     factories.AccreditationFactory(person=person)
+
+
+def test_pat_moderates_public_questions(client, pat, project):
+    from portal import public
+
+    question = public.submit_question(project, question="Will my GP records be used?", name="Sam")
+    client.force_login(pat)
+    page = client.get(reverse("public_questions_moderation"))
+    assert page.status_code == 200 and "Will my GP records be used?" in page.content.decode()
+    assert "1 question from the public to moderate" in client.get(reverse("dashboard")).content.decode()
+
+
+# --- Error pages -----------------------------------------------------------------------------------
+
+
+def test_error_pages_are_styled_and_keep_the_servers_message(client, alice, settings):
+    client.force_login(alice)
+    denied = client.get(reverse("audit_list"))
+    body = denied.content.decode()
+    assert denied.status_code == 403
+    assert "You cannot do this" in body and "Only auditors can read the audit trail." in body
+    assert 'class="nhsuk-header' in body  # the portal's own page, with its navigation
+    missing = client.get("/no-such-page/")
+    assert missing.status_code == 404 and "Page not found" in missing.content.decode()
+    # Even with DEBUG on (as in the demo) people never see Django's technical 404 page.
+    settings.DEBUG = True
+    for path in ("/no-such-page/", reverse("job_detail", args=[999999])):
+        response = client.get(path)
+        text = response.content.decode()
+        assert response.status_code == 404 and "Page not found" in text and "URLconf" not in text
+    # The API keeps its JSON answers.
+    assert client.get("/api/v1/no-such-thing/").status_code == 404
+
+
+def test_the_server_error_page_is_the_portals_own(rf):
+    from django.views.defaults import server_error
+
+    response = server_error(rf.get("/"))
+    assert response.status_code == 500
+    assert "Sorry, something went wrong" in response.content.decode()
