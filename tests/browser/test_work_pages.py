@@ -155,3 +155,46 @@ def test_the_researcher_sees_a_failure_without_reloading(portal, new_job, alice,
     expect(page.get_by_text(f"Failed at TRE A: {job.request.title}")).to_be_visible()
     researcher.check("notified")
     recorder.assert_clean()
+
+
+def test_every_role_starts_from_to_do(
+    portal, new_job, alice, bob, olivia, cam, pat, audrey, tre_b, tmp_path, open_tab, recorder
+):
+    """Each of the cast signs in, reads "To do" and follows its first piece of work, without typing a URL."""
+    from portal import services
+    from portal.forms import ProjectForm
+
+    with portal.db():
+        waiting = new_job(S.AWAITING_REVIEW, title="Counts by region")
+        returned = new_job(S.QUEUED, title="Counts by age band")
+        upload = builders.return_results(returned, {"by_age.csv": SAFE}, tmp_path=tmp_path)
+        outputs.check_outputs(upload.pk)
+        form = ProjectForm(
+            {
+                "identifier": "PRJ-2026-0400",
+                "title": "Asthma and air quality",
+                "lay_summary": "Do inhaler prescriptions rise after days of poor air?",
+                "public_benefit": "Better air-quality alerts.",
+            }
+        )
+        assert form.is_valid(), form.errors
+        services.request_project_approval(services.create_project(form, by=bob), tre_b, by=bob)
+
+    journeys = [
+        (alice, "link", waiting.request.title, re.compile("Counts by region")),
+        (bob, "link", "Counts by age band", re.compile("Counts by age band")),
+        (olivia, "link", "1 request to review", re.compile("Requests to review at TRE A")),
+        (cam, "link", "by_age.csv", re.compile("^Outputs$")),
+        (pat, "link", "1 lay summary to read", re.compile("PPIE oversight")),
+        (audrey, "link", "Read the audit trail", re.compile("Audit trail")),
+    ]
+    for person, role, name, heading in journeys:
+        tab = open_tab(person)
+        page = tab.page
+        expect(page.get_by_role("heading", level=1)).to_have_text("What to do next")
+        tab.check("to do")
+        page.get_by_role("main").get_by_role(role, name=name).first.click()
+        expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+        tab.check(f"first work: {name}")
+        tab.close()
+    recorder.assert_clean()

@@ -271,6 +271,16 @@ def test_pat_moderates_public_questions(client, pat, project):
     page = client.get(reverse("public_questions_moderation"))
     assert page.status_code == 200 and "Will my GP records be used?" in page.content.decode()
     assert "1 question from the public to moderate" in client.get(reverse("dashboard")).content.decode()
+    client.post(
+        reverse("public_question_moderate", args=[question.pk]),
+        {
+            f"q{question.pk}-action": "publish",
+            f"q{question.pk}-question": "Will GP records be used?",
+            f"q{question.pk}-answer": "No: only hospital records.",
+        },
+    )
+    question.refresh_from_db()
+    assert question.status == "published" and question.answer == "No: only hospital records."
 
 
 # --- Error pages -----------------------------------------------------------------------------------
