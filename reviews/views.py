@@ -201,6 +201,18 @@ def job_decide(request, pk, step):
     job = _get_job(request.user, pk)
     outcome, rationale = request.POST.get("outcome", ""), request.POST.get("rationale", "")
     label = Step(step).label if step in Step.values else step
+    if request.htmx and step in CHECK_STEPS:
+        # One of the four steps: swap the steps in place, so the officer stays where they were reading.
+        # (Sign-off changes the job's status, so the whole page is loaded again.)
+        try:
+            services.decide_step(job, step, outcome, rationale, by=request.user)
+        except (ValidationError, services.ReviewError, TransitionError, PermissionDenied) as exc:
+            text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            messages.error(request, text or "You may not do that.")
+        else:
+            messages.success(request, f"{label}: decision recorded.")
+        job = _get_job(request.user, pk)
+        return render(request, "reviews/job_detail.html#review-steps", _job_context(request, job))
     return _act(
         request,
         job,

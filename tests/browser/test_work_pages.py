@@ -32,7 +32,7 @@ def test_the_checker_works_from_the_queue(portal, new_job, cam, tmp_path, open_t
     todo = page.get_by_role("table", name="Files waiting for your vote")
     expect(todo.get_by_role("row")).to_have_count(3)  # the header and two files, oldest first
     expect(todo).to_contain_text("Fail")
-    page.get_by_role("navigation", name="Menu").get_by_role("link", name="Outputs").click()
+    page.get_by_role("navigation", name="Menu").get_by_role("link", name="Outputs to check").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Outputs to check")
     checker.check("output queue")
     page.get_by_role("link", name="by_age.csv").click()
@@ -43,7 +43,7 @@ def test_the_checker_works_from_the_queue(portal, new_job, cam, tmp_path, open_t
     card.get_by_label("Approve").check()
     card.get_by_role("button", name="Record my vote").click()
     expect(page.get_by_text("Vote recorded on by_age.csv.")).to_be_visible()
-    page.get_by_role("navigation", name="Menu").get_by_role("link", name="Outputs").click()
+    page.get_by_role("navigation", name="Menu").get_by_role("link", name="Outputs to check").click()
     queue = page.get_by_role("table", name="Files waiting for your vote")
     expect(queue.get_by_role("link", name="small.csv")).to_be_visible()
     expect(queue.get_by_role("link", name="by_age.csv")).to_have_count(0)

@@ -311,3 +311,19 @@ def test_the_server_error_page_is_the_portals_own(rf):
     response = server_error(rf.get("/"))
     assert response.status_code == 500
     assert "Sorry, something went wrong" in response.content.decode()
+
+
+def test_a_review_step_is_swapped_in_place_so_the_page_does_not_jump(client, new_job, olivia):
+    job = new_job(S.IN_REVIEW)
+    client.force_login(olivia)
+    url = reverse("job_decide", args=[job.pk, "safe_people"])
+    response = client.post(
+        url, {"outcome": "approve", "rationale": ""}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="review-steps"
+    )
+    body = response.content.decode()
+    assert response.status_code == 200 and "HX-Redirect" not in response.headers
+    assert body.lstrip().startswith('<div id="review-steps">') and "<html" not in body
+    assert "Safe People: decision recorded." in body
+    page = client.get(job.get_absolute_url()).content.decode()
+    assert 'hx-target="#review-steps"' in page
+    assert "Safe People: decision recorded." not in page  # the message was shown once, in the swap
