@@ -58,6 +58,7 @@ COPY manage.py ./
 COPY portal ./portal
 COPY crates ./crates
 COPY reviews ./reviews
+COPY transparency ./transparency
 COPY templates ./templates
 COPY static ./static
 COPY deploy/gunicorn.conf.py deploy/healthcheck.py deploy/check_audit_digests.py ./deploy/

@@ -14,8 +14,9 @@ from crates import permissions as crate_permissions
 from crates import services
 from crates.fivesafes.errors import CrateRefused
 from crates.models import Job, Request, RequestVersion
+from portal.api.permissions import READ
 from portal.api.views import PersonAPIMixin
-from portal.models import TRE, Project
+from portal.models import TRE, Project, TokenScope
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -122,6 +123,7 @@ def _requests_for(user):
 
 
 class RequestListCreate(PersonAPIMixin, generics.ListAPIView):
+    required_scopes = {**READ, "POST": (TokenScope.SUBMIT,)}
     serializer_class = RequestSerializer
     parser_classes = [MultiPartParser]
 
@@ -156,6 +158,7 @@ class RequestListCreate(PersonAPIMixin, generics.ListAPIView):
 
 
 class RequestDetail(PersonAPIMixin, generics.RetrieveAPIView):
+    required_scopes = READ
     serializer_class = RequestSerializer
 
     def get_queryset(self):
@@ -163,6 +166,7 @@ class RequestDetail(PersonAPIMixin, generics.RetrieveAPIView):
 
 
 class RequestResubmit(PersonAPIMixin, APIView):
+    required_scopes = {"POST": (TokenScope.SUBMIT,)}
     parser_classes = [MultiPartParser]
 
     @extend_schema(

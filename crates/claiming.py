@@ -12,7 +12,7 @@ one transaction. Two ways, with the same result (tests hold them equal):
   text with `portal_json_quote()`, which writes what `json.dumps` writes; so the hash is the one
   `AuditEvent.compute_hash()` verifies.
 * **Elsewhere (SQLite): statements in a transaction** (`_claim_in_steps`): read and lock the job,
-  write the lease, then `reviews.transitions.transition`, which writes the status and the event.
+  write the lease, then `crates.transitions.transition`, which writes the status and the event.
 
 The move itself is the state machine's (queued → claimed, by the agent of the job's TRE, audited as
 its event); the statement only makes it for such jobs.
@@ -30,10 +30,10 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from crates.models import Job, JobLease, Request, RequestVersion
+from crates.transitions import AGENT, TRANSITIONS, transition
 from portal import audit, sqlrows
 from portal.models import TRE, ApprovedWorkflow, Decision, Project, WorkflowApproval
 from portal.sqlrows import Columns, convert, prepared_cursor, split
-from reviews.transitions import AGENT, TRANSITIONS, transition
 
 S = Job.Status
 CLAIM = TRANSITIONS[(S.QUEUED, S.CLAIMED)]

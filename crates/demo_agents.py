@@ -30,7 +30,6 @@ from crates.permissions import can_manage_agents
 from portal import demo, permissions, services
 from portal.forms import WorkflowForm
 from portal.models import TRE, ApprovedWorkflow, Decision, WorkflowApproval
-from reviews.notifications import officers_of
 
 AGENT_NAME = "demo-agent"
 # Persons and random seed of each demo TRE's synthetic dataset.
@@ -157,7 +156,7 @@ def _cohort_count_crate(folder):
 def _officer_of(tre, by):
     if permissions.can_govern_tre(by, tre):
         return by
-    officers = officers_of(tre)
+    officers = permissions.officers_of(tre)
     if not officers:
         raise ValueError(f"{tre} has no governance officer to approve the demo workflows.")
     return officers[0]

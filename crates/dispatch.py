@@ -2,7 +2,7 @@
 
 Every function that changes something takes the actor as `by=` (a person, an Agent, or
 `audit.SYSTEM`) and audits the change in the same transaction; job status moves only through
-`reviews.transitions.transition`.
+`crates.transitions.transition`.
 
 Invariants:
 
@@ -37,20 +37,19 @@ from django.db import IntegrityError, connections, transaction
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
-from crates import claiming
+from crates import claiming, signals
 from crates.fivesafes.bag import verify_bag
 from crates.fivesafes.errors import CrateRefused
 from crates.fivesafes.loader import load_metadata
 from crates.fivesafes.safezip import extract_bag
 from crates.fivesafes.validator import validate_metadata
 from crates.models import Agent, Job, JobLease, ResultUpload
-from crates.permissions import check_manage_agents
+from crates.permissions import check_cancel, check_manage_agents
 from crates.services import crate_limits, export_job_crate, job_crate_sha256
+from crates.transitions import transition
 from portal import audit
 from portal.models import TRE, Decision, WorkflowApproval
 from portal.sqlrows import Columns, prepared_cursor, split
-from reviews.permissions import check_cancel
-from reviews.transitions import transition
 
 S = Job.Status
 
@@ -709,10 +708,8 @@ def _commit_results(job, agent, key, fencing_token, declared, sha256, size, rece
                 by=agent,
                 extra={"upload": upload.pk, "sha256": sha256, "size": size, "fencing_token": fencing_token},
             )
-            # The disclosure checks run in the background once the upload is committed.
-            from reviews.outputs import enqueue_output_checks
-
-            transaction.on_commit(lambda: enqueue_output_checks(upload.pk))
+            # The disclosure checks (reviews) start in the background once the upload is committed.
+            signals.results_returned.send(sender=ResultUpload, upload=upload)
         return upload, False
     except IntegrityError:
         # Another request with the same key committed first: answer as it did.
@@ -832,13 +829,12 @@ def _release(job_id, *, now=None, why=None):
 def request_cancel(job, *, by, reason):
     """A researcher or officer cancels a job. Before an agent has it, it is cancelled at once; once
     claimed, the agent is told at its next heartbeat and the job is cancelled when it acknowledges.
+
+    The one place a person cancels a job: `reviews.services.cancel` (pages and API) calls this.
     """
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": "Say why the job is cancelled."})
-    # Imported here: the review services may themselves hand running jobs to this function.
-    from reviews.services import cancel
-
     with transaction.atomic():
         job = (
             Job.objects.select_for_update(of=("self",))
@@ -846,7 +842,7 @@ def request_cancel(job, *, by, reason):
             .get(pk=job.pk)
         )
         if job.status not in ACTIVE:
-            return cancel(job, by=by, reason=reason)
+            return transition(job, S.CANCELLED, by=by, message=reason)
         check_cancel(by, job)
         lease = job.lease
         if lease.cancel_requested_at is None:

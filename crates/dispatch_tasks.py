@@ -2,21 +2,18 @@
 
 import logging
 
-from crates import dispatch
+from crates import dispatch, signals
 
 log = logging.getLogger(__name__)
 
 
 def expire_leases():
     """Every minute: queue again the jobs whose agent stopped renewing its lease, or fail them when
-    they have used every attempt; and hand out again the disclosure checks of returned results that a
-    worker lost (the Redis broker does not redeliver a task whose worker died)."""
-    from reviews.outputs import redo_lost_checks
-
+    they have used every attempt; then tell the apps above (crates.signals.leases_swept), which hand
+    out again the disclosure checks of returned results that a worker lost (the Redis broker does not
+    redeliver a task whose worker died)."""
     report = dispatch.expire_leases()
     if report.requeued or report.failed:
         log.info("Lease expiry: requeued jobs %s, failed jobs %s", report.requeued, report.failed)
-    rechecked = redo_lost_checks()
-    if rechecked:
-        log.warning("Disclosure checks overdue, handed out again: uploads %s", rechecked)
+    signals.leases_swept.send(sender=None)
     return {"requeued": report.requeued, "failed": report.failed}

@@ -4,13 +4,14 @@ from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
-from portal.models import TRE, ApprovedWorkflow, Dataset, Decision, Membership, Project
+from portal import permissions
+from portal.models import TRE, ApprovedWorkflow, Dataset, Decision, Project
 
 
 def _member_projects(user):
     return Project.objects.filter(
-        memberships__person=user, memberships__status=Membership.Status.ACTIVE, status=Project.Status.ACTIVE
-    ).distinct()
+        pk__in=permissions.acting_memberships(user).values("project"), status=Project.Status.ACTIVE
+    )
 
 
 class CrateFileField(forms.FileField):

@@ -3,7 +3,7 @@
 A Request is one researcher's ask for one project, naming one or more TREs. Each upload or
 resubmission is a RequestVersion holding the crate as received. Once a version is valid,
 each target TRE gets a Job, which carries that TRE's own copy of the crate metadata (review
-actions are written per TRE). Job status changes only through `reviews.transitions`.
+actions are written per TRE). Job status changes only through `crates.transitions`.
 """
 
 import uuid
@@ -137,12 +137,12 @@ class CrateRefusal(models.Model):
 class JobQuerySet(models.QuerySet):
     def update(self, **kwargs):
         if "status" in kwargs:
-            raise PermissionError("Job status changes only through reviews.transitions.transition().")
+            raise PermissionError("Job status changes only through crates.transitions.transition().")
         return super().update(**kwargs)
 
 
 class Job(models.Model):
-    """One request at one TRE. `status` is written only by `reviews.transitions`."""
+    """One request at one TRE. `status` is written only by `crates.transitions`."""
 
     class Status(models.TextChoices):
         AWAITING_REVIEW = "awaiting_review", "Awaiting review"
@@ -200,7 +200,7 @@ class Job(models.Model):
         # A direct status write outside the transition function is a bug, not a feature.
         loaded = getattr(self, "_loaded_status", None)
         if loaded is not None and loaded != self.status:
-            raise PermissionError("Job status changes only through reviews.transitions.transition().")
+            raise PermissionError("Job status changes only through crates.transitions.transition().")
         super().save(*args, **kwargs)
         self._loaded_status = self.status
 

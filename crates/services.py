@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from crates import crosscheck as crosschecks
 from crates import permissions as crate_permissions
+from crates import signals
 from crates import summary as summaries
 from crates.fivesafes import writeback
 from crates.fivesafes.errors import CrateRefused
@@ -32,10 +33,9 @@ from crates.fivesafes.safezip import Limits, extract_bag
 from crates.fivesafes.validator import validate_metadata
 from crates.fivesafes.zipbag import verify_zip_bag
 from crates.models import CrateRefusal, Job, Request, RequestVersion
+from crates.transitions import transition
 from portal import audit
 from portal.models import Decision, ProjectApproval
-from reviews import notifications
-from reviews.transitions import transition
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ def check_can_submit(user, project, tres):
     refused = [tre.name for tre in tres if tre.pk not in approved]
     if refused:
         raise ValidationError({"tres": f"{project.identifier} is not approved at {', '.join(refused)}."})
+    crate_permissions.check_submit(user, project, tres)
 
 
 # --- Receiving a crate --------------------------------------------------------------------
@@ -392,7 +393,7 @@ def _open_jobs(version, workflow_pk):
                 tre=tre,
                 project=request.project,
             )
-            notifications.review_needed(job)
+            signals.review_needed.send(sender=Job, job=job)
         elif job.status == Job.Status.CHANGES_REQUESTED:
             Job.objects.filter(pk=job.pk).update(
                 version=version, metadata=json.loads(json.dumps(version.metadata)), workflow_id=workflow_pk
@@ -401,7 +402,7 @@ def _open_jobs(version, workflow_pk):
             transition(
                 job, Job.Status.AWAITING_REVIEW, by=version.created_by, extra={"version": version.number}
             )
-            notifications.review_needed(job)
+            signals.review_needed.send(sender=Job, job=job)
 
 
 # --- Exporting ---------------------------------------------------------------------------

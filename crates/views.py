@@ -132,7 +132,7 @@ def request_detail(request, pk):
         "latest": versions[0] if versions else None,
         "jobs": jobs,
         "changes": changes,
-        "can_resubmit": permissions.is_project_member(request.user, req.project)
+        "can_resubmit": crate_permissions.can_resubmit(request.user, req)
         and versions
         and versions[0].is_final
         and (

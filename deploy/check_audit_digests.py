@@ -47,7 +47,7 @@ def main(argv):
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
         django.setup()
     from portal import audit
-    from portal.public import check_digest
+    from transparency.digests import check_digest
 
     problem = audit.verify_chain()
     if problem is not None:

@@ -139,7 +139,7 @@ def _activate_totp(user):
 
 
 @transaction.atomic
-def seed(stdout=None):
+def seed_registry():
     today = timezone.localdate()
     cast = {member.username: _user(member) for member in CAST}
     admin = cast["admin"]
@@ -296,9 +296,6 @@ def seed(stdout=None):
     # The daily sweep lapses dan, whose accreditation has expired.
     services.lapse_expired_memberships()
     _seed_ppie_work(cast, tres, organisations[3], today)
-    seed_extras(cast, stdout)
-    if stdout:
-        stdout.write(_summary())
     return cast
 
 
@@ -332,18 +329,7 @@ def _seed_ppie_work(cast, tres, sponsor, today):
     services.request_project_approval(project, taybridge, by=cast["bob"])
 
 
-def seed_extras(cast, stdout=None):
-    """Agents, their workflows and demo requests: the parts that live in the other apps."""
-    from django.conf import settings
-
-    from crates.demo import seed_demo_requests
-    from crates.demo_agents import seed_demo_agents
-
-    seed_demo_agents(cast["admin"], settings.DATA_DIR / "demo-agents")
-    seed_demo_requests(cast, stdout)
-
-
-def _summary():
+def summary():
     lines = [
         "",
         "Demo federation ready. Sign in with any of these (password: " + DEMO_PASSWORD + "):",

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.validators import MaxValueValidator
 
+from portal import permissions
 from portal.models import (
     TRE,
     Accreditation,
@@ -18,6 +19,7 @@ from portal.models import (
     Organisation,
     Profile,
     Project,
+    TokenScope,
 )
 from portal.validators import normalise_orcid, normalise_ror_id, validate_evidence_file
 
@@ -338,11 +340,22 @@ class WorkflowForm(forms.ModelForm):
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What the token is for, e.g. 'laptop scripts'.")
     days = forms.IntegerField(min_value=1, initial=90, label="Valid for (days)")
+    scopes = forms.MultipleChoiceField(
+        required=False,  # none ticked: read and submit
+        label="What it may do",
+        widget=forms.CheckboxSelectMultiple,
+        initial=["read", "submit"],
+        help_text="Reviewing, checking, auditing and administering need your second factor just before, "
+        "and such a token lasts 30 days at most.",
+    )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["days"].validators.append(MaxValueValidator(settings.PORTAL_TOKEN_MAX_DAYS))
         self.fields["days"].widget.attrs["max"] = settings.PORTAL_TOKEN_MAX_DAYS
+        self.fields["scopes"].choices = [
+            (scope.value, scope.label) for scope in map(TokenScope, permissions.token_scopes_for(user))
+        ]
 
 
 class AuditFilterForm(forms.Form):

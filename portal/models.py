@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from portal import dur, service_settings
+from portal import dur_lookups, service_settings
 from portal.audit import AuditChainHead, AuditEvent  # noqa: F401  (models live in this app)
 from portal.validators import validate_orcid, validate_ror_id, validate_sha256
 
@@ -304,27 +304,38 @@ class Project(models.Model):
     start_date = models.DateField(null=True, blank=True)
     end_date = models.DateField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
-    # Data Use Register fields (HDR UK template lookups, see portal/dur.py); all public.
-    organisation_sector = models.CharField(max_length=60, blank=True, choices=dur.OrganisationSector.choices)
-    sublicence_arrangements = models.CharField(max_length=3, blank=True, choices=dur.YesNo.choices)
-    request_category_type = models.CharField(max_length=40, blank=True, choices=dur.RequestCategory.choices)
+    # Data Use Register fields (HDR UK template lookups, see portal/dur_lookups.py); all public.
+    organisation_sector = models.CharField(
+        max_length=60, blank=True, choices=dur_lookups.OrganisationSector.choices
+    )
+    sublicence_arrangements = models.CharField(max_length=3, blank=True, choices=dur_lookups.YesNo.choices)
+    request_category_type = models.CharField(
+        max_length=40, blank=True, choices=dur_lookups.RequestCategory.choices
+    )
     other_approval_committees = models.TextField(blank=True, help_text="One per line.")
     legal_basis_for_data_article6 = models.CharField(
-        "legal basis (UK GDPR Article 6)", max_length=20, blank=True, choices=dur.Article6.choices
+        "legal basis (UK GDPR Article 6)", max_length=20, blank=True, choices=dur_lookups.Article6.choices
     )
     legal_basis_for_data_article9 = models.CharField(
-        "condition (UK GDPR Article 9)", max_length=20, blank=True, choices=dur.Article9.choices
+        "condition (UK GDPR Article 9)", max_length=20, blank=True, choices=dur_lookups.Article9.choices
     )
     duty_of_confidentiality = models.CharField(
-        max_length=40, blank=True, choices=dur.DutyOfConfidentiality.choices
+        max_length=40, blank=True, choices=dur_lookups.DutyOfConfidentiality.choices
     )
     national_data_optout = models.CharField(
-        "national data opt-out applied", max_length=20, blank=True, choices=dur.YesNoNotApplicable.choices
+        "national data opt-out applied",
+        max_length=20,
+        blank=True,
+        choices=dur_lookups.YesNoNotApplicable.choices,
     )
-    request_frequency = models.CharField(max_length=20, blank=True, choices=dur.RequestFrequency.choices)
+    request_frequency = models.CharField(
+        max_length=20, blank=True, choices=dur_lookups.RequestFrequency.choices
+    )
     dataset_linkage_description = models.TextField(blank=True)
     confidential_data_description = models.TextField(blank=True)
-    access_type = models.CharField(max_length=10, choices=dur.AccessType.choices, default=dur.AccessType.TRE)
+    access_type = models.CharField(
+        max_length=10, choices=dur_lookups.AccessType.choices, default=dur_lookups.AccessType.TRE
+    )
     privacy_enhancements = models.TextField(blank=True)
     tres = models.ManyToManyField(TRE, through="ProjectApproval", related_name="projects")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -562,6 +573,24 @@ class WorkflowApproval(models.Model):
         return service_settings.describe(self.workflow.executor, self.service_settings)
 
 
+class TokenScope(models.TextChoices):
+    """What a personal API token may be used for. The privileged ones need a fresh second factor."""
+
+    READ = "read", "Read what you can see"
+    SUBMIT = "submit", "Submit requests, answer checkers, cancel your jobs"
+    REVIEW = "review", "Decide review steps (governance officers)"
+    CHECK = "check", "Vote on and release outputs (output checkers)"
+    AUDIT = "audit", "Read the audit trail (auditors)"
+    ADMIN = "admin", "Administer the federation (federation admins)"
+
+
+PRIVILEGED_SCOPES = frozenset({TokenScope.REVIEW, TokenScope.CHECK, TokenScope.AUDIT, TokenScope.ADMIN})
+
+
+def default_token_scopes():
+    return [TokenScope.READ.value, TokenScope.SUBMIT.value]
+
+
 class PersonalTokenQuerySet(models.QuerySet):
     def usable(self):
         return self.filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
@@ -580,6 +609,11 @@ class PersonalToken(models.Model):
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    scopes = models.JSONField(
+        default=default_token_scopes,
+        help_text="What the token may be used for (TokenScope values); privileged scopes expire within "
+        "30 days and are granted only right after a second-factor check.",
+    )
 
     objects = PersonalTokenQuerySet.as_manager()
 
@@ -600,6 +634,10 @@ class PersonalToken(models.Model):
     @property
     def is_usable(self):
         return self.revoked_at is None and self.expires_at > timezone.now()
+
+    @property
+    def scope_labels(self):
+        return [TokenScope(scope).label for scope in self.scopes if scope in TokenScope.values]
 
 
 from portal.public_models import PublicQuestion  # noqa: E402, F401

@@ -9,7 +9,8 @@ from functools import cached_property
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from guardian.shortcuts import get_objects_for_user
+from django.utils import timezone
+from guardian.shortcuts import get_objects_for_user, get_users_with_perms
 
 from portal import roles
 
@@ -60,20 +61,52 @@ def is_admin(user):
     return has_role(user, roles.FEDERATION_ADMIN)
 
 
-def needs_mfa_setup(user):
-    """True when the user's role requires a second factor and they have none yet."""
-    if not user.is_authenticated:
+def is_privileged(user):
+    """Officers, output checkers, auditors and admins: their sessions and tokens need the second factor."""
+    if not getattr(user, "is_authenticated", False) or getattr(user, "is_agent", False):
         return False
     required = set(settings.PORTAL_MFA_REQUIRED_ROLES)
-    privileged = user.is_superuser or bool(required & user_roles(user))
-    if not privileged:
+    return user.is_superuser or bool(required & user_roles(user))
+
+
+def needs_mfa_setup(user):
+    """True when the user's role requires a second factor and they have none yet."""
+    if not is_privileged(user):
         return False
     from allauth.mfa.models import Authenticator
 
     return not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
 
 
+def token_scopes_for(user):
+    """The personal-token scopes `user` may ask for: read and submit for everyone, the rest by role."""
+    from portal.models import TokenScope
+
+    scopes = [TokenScope.READ, TokenScope.SUBMIT]
+    if is_officer(user):
+        scopes.append(TokenScope.REVIEW)
+    if is_checker(user):
+        scopes.append(TokenScope.CHECK)
+    if is_auditor(user):
+        scopes.append(TokenScope.AUDIT)
+    if is_admin(user):
+        scopes.append(TokenScope.ADMIN)
+    return scopes
+
+
 # --- TREs -----------------------------------------------------------------------------
+
+
+def officers_of(tre):
+    """The governance officers of `tre` (with their profiles)."""
+    users = get_users_with_perms(tre, only_with_perms_in=["govern_tre"], with_group_users=False)
+    return [u for u in users.filter(groups__name=roles.GOVERNANCE_OFFICER).select_related("profile")]
+
+
+def checkers_of(tre):
+    """The output checkers of `tre` (with their profiles)."""
+    users = get_users_with_perms(tre, only_with_perms_in=["check_outputs_tre"], with_group_users=False)
+    return [u for u in users.filter(groups__name=roles.OUTPUT_CHECKER).select_related("profile")]
 
 
 def tres_governed_by(user):
@@ -179,17 +212,147 @@ def can_apply_to_project(user, project):
     return has_role(user, roles.RESEARCHER) and not project.memberships.filter(person=user).exists()
 
 
-def is_project_member(user, project):
-    """Any membership (in whatever state): used for separation of duties."""
-    return user.is_authenticated and (
+# --- Membership: one question ------------------------------------------------------------
+# A person *acts as a member* of a project only while their membership is approved (active), approved
+# at the TRE in question where one is, and they hold a verified accreditation valid today. Pending
+# applicants, invitees, refused, removed (withdrawn) and lapsed members, and members whose
+# accreditation ran out before the nightly sweep lapsed them, see at most their own application.
+# Separation of duties asks the wider question, `belongs_to_project`: any tie in any state.
+
+
+def has_valid_accreditation(person, day=None):
+    """A verified accreditation valid on `day` (today by default)."""
+    from portal.models import Accreditation
+
+    day = day or timezone.localdate()
+    return Accreditation.objects.filter(
+        person=person, verified_at__isnull=False, valid_from__lte=day, valid_until__gte=day
+    ).exists()
+
+
+def acting_memberships(user, tre=None):
+    """The memberships through which `user` acts as a member now (at `tre`, when given)."""
+    from portal.models import Decision, Membership
+
+    if not getattr(user, "is_authenticated", False) or getattr(user, "is_agent", False):
+        return Membership.objects.none()
+    if not has_valid_accreditation(user):
+        return Membership.objects.none()
+    memberships = Membership.objects.filter(person=user, status=Membership.Status.ACTIVE)
+    if tre is not None:
+        memberships = memberships.filter(approvals__tre=tre, approvals__status=Decision.APPROVED)
+    return memberships
+
+
+def is_project_member(user, project, tre=None):
+    """Whether `user` acts as a member of `project` (at `tre`, when given): see `acting_memberships`."""
+    return acting_memberships(user, tre).filter(project=project).exists()
+
+
+def is_member_at_any(user, project, tres):
+    """Whether `user` acts as a member of `project` at one of `tres` (a request's TREs)."""
+    from portal.models import Decision
+
+    return (
+        acting_memberships(user)
+        .filter(project=project, approvals__tre__in=tres, approvals__status=Decision.APPROVED)
+        .exists()
+    )
+
+
+def belongs_to_project(user, project):
+    """Any tie to the project in any state (lead, applicant, member, lapsed, removed): separation of duties."""
+    return getattr(user, "is_authenticated", False) and (
         project.lead_id == user.pk or project.memberships.filter(person=user).exists()
     )
 
 
 def check_not_conflicted(user, project):
     """Nobody decides on a project they lead or belong to."""
-    if is_project_member(user, project):
+    if belongs_to_project(user, project):
         raise PermissionDenied("You belong to this project, so another officer must decide.")
+
+
+# --- Workflows ------------------------------------------------------------------------
+
+
+def tres_deciding_workflow(workflow):
+    """The TREs where `workflow` awaits a decision."""
+    from portal.models import TRE, Decision
+
+    return TRE.objects.filter(
+        workflow_approvals__workflow=workflow, workflow_approvals__status=Decision.PENDING
+    )
+
+
+def can_change_workflow(user, workflow):
+    """Officers change a workflow; one awaiting a decision at a TRE only the officers of that TRE (of
+    every such TRE). After any approval a change is a new version (portal.services.change_workflow)."""
+    if not is_officer(user):
+        return False
+    if workflow.pk is None:
+        return True
+    return all(can_govern_tre(user, tre) for tre in tres_deciding_workflow(workflow))
+
+
+def check_change_workflow(user, workflow):
+    if not is_officer(user):
+        raise PermissionDenied("Only governance officers can register workflows.")
+    if not can_change_workflow(user, workflow):
+        names = ", ".join(
+            tre.name for tre in tres_deciding_workflow(workflow) if not can_govern_tre(user, tre)
+        )
+        raise PermissionDenied(
+            f"{workflow} awaits a decision at {names}; only that TRE's officers can change it."
+        )
+
+
+# --- Agreements -----------------------------------------------------------------------
+
+
+def visible_agreements(user):
+    """Agreements `user` may read: the TRE's officers, members acting at its TRE, auditors and admins."""
+    from django.db.models import Exists, OuterRef, Q
+
+    from portal.models import DataAccessAgreement, Decision
+
+    if not getattr(user, "is_authenticated", False):
+        return DataAccessAgreement.objects.none()
+    if is_auditor(user) or is_admin(user):
+        return DataAccessAgreement.objects.all()
+    acting = acting_memberships(user).filter(
+        project=OuterRef("project"), approvals__tre=OuterRef("tre"), approvals__status=Decision.APPROVED
+    )
+    return DataAccessAgreement.objects.filter(Exists(acting) | Q(tre__in=tres_governed_by(user)))
+
+
+def can_view_agreement(user, agreement):
+    return (
+        is_auditor(user)
+        or is_admin(user)
+        or can_govern_tre(user, agreement.tre)
+        or is_project_member(user, agreement.project, tre=agreement.tre)
+    )
+
+
+def check_view_agreement(user, agreement):
+    if not can_view_agreement(user, agreement):
+        raise PermissionDenied("Only the project's approved members and the TRE's officers can read this.")
+
+
+def can_see_project_records(user, project):
+    """The project's members, agreements and history: acting members, its lead, the officers of its TREs,
+    auditors and admins. Applicants, lapsed and removed members see their own application only."""
+    return (
+        is_auditor(user)
+        or is_admin(user)
+        or can_manage_project(user, project)
+        or is_project_member(user, project)
+        or (
+            is_officer(user)
+            and any(can_govern_tre(user, a.tre) for a in project.approvals.select_related("tre"))
+        )
+    )
 
 
 # --- People ---------------------------------------------------------------------------
@@ -244,7 +407,7 @@ def can_moderate(user, question):
     if not (is_officer(user) or is_ppie(user)):
         return False
     allowed = moderatable_projects(user).filter(project=question.project_id).exists()
-    return allowed and not is_project_member(user, question.project)
+    return allowed and not belongs_to_project(user, question.project)
 
 
 def check_moderate(user, question):

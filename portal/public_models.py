@@ -1,6 +1,6 @@
 """Questions the public ask about a project, published with an answer once an officer moderates them.
 
-Imported by `portal.models` so they belong to the portal app. Changes go through `portal.public`.
+Imported by `portal.models` so they belong to the portal app. Changes go through `transparency.public`.
 """
 
 from django.conf import settings

@@ -4,20 +4,25 @@ Each takes the actor as `by=` (keyword-only), checks the rule it owns, makes the
 and writes its audit event in one transaction. Views and API views only translate HTTP.
 """
 
+import time
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models.fields.files import FieldFile
 from django.forms.models import model_to_dict
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
-from portal import audit, permissions, plain, ppie, roles, service_settings
+from portal import audit, grants, permissions, plain, ppie, roles, service_settings, signals
+from portal.accounts import RECENT_SECOND_FACTOR_SECONDS
 from portal.models import (
+    PRIVILEGED_SCOPES,
     TRE,
     Accreditation,
+    ApprovedWorkflow,
     DataAccessAgreement,
     Decision,
     Membership,
@@ -25,7 +30,9 @@ from portal.models import (
     PersonalToken,
     Project,
     ProjectApproval,
+    TokenScope,
     WorkflowApproval,
+    default_token_scopes,
 )
 
 
@@ -37,7 +44,7 @@ def snapshot(obj, fields=None):
     """The plain values of a model instance, for an audit event's before/after."""
     data = model_to_dict(obj, fields=fields)
     for key, value in list(data.items()):
-        if hasattr(value, "name") and hasattr(value, "url"):  # files: keep the name only
+        if isinstance(value, FieldFile):  # files: keep the name only (an empty one has no url)
             data[key] = value.name or ""
         elif isinstance(value, list):
             data[key] = [getattr(item, "pk", item) for item in value]
@@ -63,13 +70,14 @@ def grant_role(user, role, *, by, tre=None):
     """Give a user a role; officer and checker roles are scoped to a TRE."""
     if role not in roles.ROLES:
         raise ServiceError(f"Unknown role {role!r}.")
+    if role in roles.TRE_ROLE_PERMISSIONS and tre is None:
+        raise ServiceError(f"The {roles.ROLES[role]} role needs a TRE.")
     group, _ = Group.objects.get_or_create(name=role)
-    user.groups.add(group)
+    with grants.audited_by_caller():  # the role.granted event below says it all
+        user.groups.add(group)
+        if role in roles.TRE_ROLE_PERMISSIONS:
+            assign_perm(f"portal.{roles.TRE_ROLE_PERMISSIONS[role]}", user, tre)
     user.__dict__.pop("_portal_roles", None)
-    if role in roles.TRE_ROLE_PERMISSIONS:
-        if tre is None:
-            raise ServiceError(f"The {roles.ROLES[role]} role needs a TRE.")
-        assign_perm(f"portal.{roles.TRE_ROLE_PERMISSIONS[role]}", user, tre)
     audit.record(
         "role.granted",
         by=by,
@@ -82,10 +90,11 @@ def grant_role(user, role, *, by, tre=None):
 
 @transaction.atomic
 def revoke_role(user, role, *, by, tre=None):
-    if role in roles.TRE_ROLE_PERMISSIONS and tre is not None:
-        remove_perm(f"portal.{roles.TRE_ROLE_PERMISSIONS[role]}", user, tre)
-    else:
-        user.groups.remove(Group.objects.get(name=role))
+    with grants.audited_by_caller():  # the role.revoked event below says it all
+        if role in roles.TRE_ROLE_PERMISSIONS and tre is not None:
+            remove_perm(f"portal.{roles.TRE_ROLE_PERMISSIONS[role]}", user, tre)
+        else:
+            user.groups.remove(Group.objects.get(name=role))
     user.__dict__.pop("_portal_roles", None)
     audit.record(
         "role.revoked", by=by, obj=user, object_label=user.email, before={"role": role}, tre=tre or ""
@@ -172,10 +181,7 @@ def verify_accreditation(accreditation, *, by):
 
 
 def has_valid_accreditation(person, day=None):
-    day = day or timezone.localdate()
-    return person.accreditations.filter(
-        verified_at__isnull=False, valid_from__lte=day, valid_until__gte=day
-    ).exists()
+    return permissions.has_valid_accreditation(person, day)
 
 
 # --- Projects --------------------------------------------------------------------------
@@ -261,11 +267,9 @@ def decide_project(approval, decision, rationale="", *, by):
         ppie.check_ready_for_approval(approval)
     _decide(approval, decision, rationale, by=by, verb="project", project=project, tre=approval.tre)
     if decision == Decision.APPROVED:
-        # The Data Use Register's required fields must be complete before a TRE approves the project;
-        # a refusal here rolls the approval back with the rest of this transaction.
-        from portal import dur
-
-        dur.check_dur_ready(project)
+        # Apps above the registry may refuse the approval (the Data Use Register's required fields must
+        # be complete); a refusal here rolls the approval back with the rest of this transaction.
+        signals.project_approved.send(sender=ProjectApproval, approval=approval, project=project)
     standing_changed()
     if decision == Decision.APPROVED and project.status == Project.Status.DRAFT:
         project.status = Project.Status.ACTIVE
@@ -536,6 +540,51 @@ def request_workflow_approval(workflow, tre, *, by):
     return approval
 
 
+def is_workflow_approved_anywhere(workflow):
+    return workflow.pk is not None and workflow.approvals.filter(status=Decision.APPROVED).exists()
+
+
+@transaction.atomic
+def change_workflow(form, *, by):
+    """Register a workflow, or change one. A workflow awaiting a decision at a TRE is changed only by
+    that TRE's officers. Once approved anywhere it never changes: the change becomes a new version,
+    awaiting a decision at each TRE the officer governs where the old version was approved or pending;
+    the approved version stays as it was, so the jobs that name it keep what was approved."""
+    workflow = form.instance
+    if workflow.pk is not None:
+        # Lock the row so a decision and a change cannot cross.
+        ApprovedWorkflow.objects.select_for_update(of=("self",)).get(pk=workflow.pk)
+    permissions.check_change_workflow(by, workflow)
+    if not is_workflow_approved_anywhere(workflow):
+        return save_record(form, by=by, verb_prefix="workflow")
+    original = ApprovedWorkflow.objects.get(pk=workflow.pk)
+    if (
+        form.cleaned_data["version"] == original.version
+        and form.cleaned_data["workflow_id"] == original.workflow_id
+    ):
+        raise ValidationError(
+            {
+                "version": f"Version {original.version} is approved and cannot change: give the changed workflow a new version."
+            }
+        )
+    earlier = list(original.approvals.exclude(status=Decision.REFUSED).select_related("tre"))
+    workflow.pk, workflow._state.adding = None, True
+    if not form.cleaned_data.get("crate") and original.crate:
+        workflow.crate = original.crate.name
+    workflow = save_record(form, by=by, verb_prefix="workflow")
+    audit.record(
+        "workflow.new_version",
+        by=by,
+        obj=workflow,
+        before={"workflow": original.pk, "version": original.version, "sha256": original.sha256},
+        after={"workflow": workflow.pk, "version": workflow.version, "sha256": workflow.sha256},
+    )
+    for approval in earlier:
+        if permissions.can_govern_tre(by, approval.tre):
+            request_workflow_approval(workflow, approval.tre, by=by)
+    return workflow
+
+
 @transaction.atomic
 def decide_workflow(approval, decision, rationale="", *, by, settings=None):
     """Approve or refuse a workflow for one TRE. Approving a workflow that calls a federated analytics
@@ -566,15 +615,39 @@ def decide_workflow(approval, decision, rationale="", *, by, settings=None):
 
 
 @transaction.atomic
-def create_token(user, name, *, by, days=None):
-    """Create a personal API token; returns (token, secret). The secret is never stored."""
-    from django.conf import settings
+def create_token(user, name, *, by, days=None, scopes=None, second_factor_at=None):
+    """Create a personal API token; returns (token, secret). The secret is never stored.
 
-    days = days or settings.PORTAL_TOKEN_DEFAULT_DAYS
-    if not 1 <= days <= settings.PORTAL_TOKEN_MAX_DAYS:
-        raise ValidationError({"days": f"Choose between 1 and {settings.PORTAL_TOKEN_MAX_DAYS} days."})
+    `scopes` defaults to read and submit. A privileged scope (review, check, audit, admin) needs the role
+    it stands for, a second-factor check within the last five minutes (`second_factor_at`, a Unix time
+    from the session: portal.accounts.second_factor_at) and a lifetime of at most
+    PORTAL_PRIVILEGED_TOKEN_MAX_DAYS days.
+    """
+    from django.conf import settings  # (a local name: decide_workflow takes a `settings` argument)
+
     if by.pk != user.pk:
         raise PermissionDenied("People create their own tokens.")
+    scopes = sorted(set(scopes or default_token_scopes()), key=TokenScope.values.index)
+    unknown = [s for s in scopes if s not in TokenScope.values]
+    if unknown:
+        raise ValidationError({"scopes": f"Unknown scope {unknown[0]!r}."})
+    beyond = [s for s in scopes if s not in permissions.token_scopes_for(user)]
+    if beyond:
+        raise PermissionDenied(
+            f"Your roles do not allow a token with the {TokenScope(beyond[0]).value} scope."
+        )
+    privileged = bool(PRIVILEGED_SCOPES & set(scopes))
+    longest = settings.PORTAL_PRIVILEGED_TOKEN_MAX_DAYS if privileged else settings.PORTAL_TOKEN_MAX_DAYS
+    days = days or min(settings.PORTAL_TOKEN_DEFAULT_DAYS, longest)
+    if not 1 <= days <= longest:
+        raise ValidationError({"days": f"Choose between 1 and {longest} days."})
+    if privileged and (
+        second_factor_at is None or time.time() - second_factor_at > RECENT_SECOND_FACTOR_SECONDS
+    ):
+        raise PermissionDenied(
+            "Confirm your second factor first: a token that can review, check, audit or administer is "
+            "made only within five minutes of that check."
+        )
     secret = PersonalToken.generate_key()
     token = PersonalToken.objects.create(
         user=user,
@@ -582,8 +655,14 @@ def create_token(user, name, *, by, days=None):
         key_prefix=secret[:10],
         key_hash=PersonalToken.hash_key(secret),
         expires_at=timezone.now() + timedelta(days=days),
+        scopes=scopes,
     )
-    audit.record("token.created", by=by, obj=token, after={"name": name, "expires_at": token.expires_at})
+    audit.record(
+        "token.created",
+        by=by,
+        obj=token,
+        after={"name": name, "expires_at": token.expires_at, "scopes": scopes},
+    )
     return token, secret
 
 

@@ -113,7 +113,7 @@ FEDERATION_NAME = env_str("PORTAL_FEDERATION_NAME", "Five Safes Federation")
 FEDERATION_URL = env_str("PORTAL_FEDERATION_URL", PORTAL_BASE_URL)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "portal.admin_config.PortalAdminConfig",  # django.contrib.admin behind the portal sign-in
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -133,6 +133,7 @@ INSTALLED_APPS = [
     "portal",
     "crates",
     "reviews",
+    "transparency",
 ]
 
 MIDDLEWARE = [
@@ -142,6 +143,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "portal.grants.ActorMiddleware",  # grants made while serving a request name its person
     "django.contrib.messages.middleware.MessageMiddleware",
     "portal.middleware.PlainNotFoundMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -370,7 +372,8 @@ else:
 # REST API: deny by default; each view opts in to its authentication and permissions.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Deny by default: a view that names no scope for a method lets nobody in (portal.api.permissions).
+    "DEFAULT_PERMISSION_CLASSES": ["portal.api.permissions.RequiredScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -406,6 +409,8 @@ PORTAL_OUTPUT_LICENSE = env_str("PORTAL_OUTPUT_LICENSE", "https://spdx.org/licen
 PORTAL_OUTPUT_LICENSE_NAME = env_str("PORTAL_OUTPUT_LICENSE_NAME", "Creative Commons Attribution 4.0")
 PORTAL_TOKEN_DEFAULT_DAYS = env_int("PORTAL_TOKEN_DEFAULT_DAYS", 90)
 PORTAL_TOKEN_MAX_DAYS = env_int("PORTAL_TOKEN_MAX_DAYS", 365)
+# Tokens with a privileged scope (review, check, audit, admin) expire within this many days.
+PORTAL_PRIVILEGED_TOKEN_MAX_DAYS = min(env_int("PORTAL_PRIVILEGED_TOKEN_MAX_DAYS", 30), 30)
 
 # Content security policy: no inline script anywhere.
 CONTENT_SECURITY_POLICY = {

@@ -1,13 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from portal.views import health, people, ppie, projects, registry
+from portal.views import health, people, projects, registry
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     # The API first: agents poll it all day, and Django tries the patterns in order.
     path("api/", include("portal.api.urls")),
-    path("public/", include("portal.public_urls")),
+    path("public/", include("transparency.urls")),
     path("", people.home, name="home"),
     path("dashboard/", people.dashboard, name="dashboard"),
     # Organisations, TREs, datasets
@@ -72,8 +72,7 @@ urlpatterns = [
     path("tokens/", people.token_list, name="token_list"),
     path("tokens/<int:pk>/revoke/", people.token_revoke, name="token_revoke"),
     # PPIE oversight
-    path("ppie/", ppie.ppie_home, name="ppie_home"),
-    path("ppie/projects/<int:pk>/", ppie.ppie_review, name="ppie_review"),
+    path("ppie/", include("transparency.ppie_urls")),
     # Audit
     path("audit/", people.audit_list, name="audit_list"),
     path("audit/verify/", people.audit_verify, name="audit_verify"),

@@ -10,8 +10,11 @@ from rest_framework.views import APIView
 
 from crates import permissions as crate_permissions
 from crates.models import Job
+from crates.transitions import TransitionError
 from portal import permissions
+from portal.api.permissions import READ
 from portal.api.views import PersonAPIMixin
+from portal.models import TokenScope
 from reviews import evidence, outputs, services
 from reviews.models import Message, Outcome, OutputFile, OutputVote, Step, StepDecision
 from reviews.permissions import (
@@ -19,12 +22,10 @@ from reviews.permissions import (
     can_download_output,
     can_review,
     check_act_as_researcher,
-    check_cancel,
     check_check_outputs,
     check_post_message,
     check_review,
 )
-from reviews.transitions import TransitionError
 
 
 class FindingSerializer(serializers.Serializer):
@@ -134,6 +135,8 @@ def _jobs_for(user):
 class ReviewQueue(PersonAPIMixin, generics.ListAPIView):
     """Jobs at the TREs this officer governs, oldest first."""
 
+    required_scopes = READ
+
     serializer_class = JobSummarySerializer
 
     @extend_schema(
@@ -159,6 +162,7 @@ class ReviewQueue(PersonAPIMixin, generics.ListAPIView):
 
 
 class JobDetail(PersonAPIMixin, generics.RetrieveAPIView):
+    required_scopes = READ
     serializer_class = JobDetailSerializer
 
     def get_queryset(self):
@@ -175,6 +179,8 @@ class JobActionMixin(PersonAPIMixin):
 
 
 class StartReview(JobActionMixin, APIView):
+    required_scopes = {"POST": (TokenScope.REVIEW,)}
+
     @extend_schema(request=None, responses=JobDetailSerializer, summary="Start the review of a job")
     def post(self, request, pk):
         job = self.job(pk)
@@ -183,6 +189,8 @@ class StartReview(JobActionMixin, APIView):
 
 
 class Decide(JobActionMixin, APIView):
+    required_scopes = {"POST": (TokenScope.REVIEW,)}
+
     @extend_schema(request=DecideSerializer, responses=JobDetailSerializer, summary="Decide one review step")
     def post(self, request, pk):
         job = self.job(pk)
@@ -199,6 +207,8 @@ class Decide(JobActionMixin, APIView):
 
 
 class PostMessage(JobActionMixin, APIView):
+    required_scopes = {"POST": (TokenScope.SUBMIT, TokenScope.REVIEW, TokenScope.CHECK)}
+
     @extend_schema(request=MessageSerializer, responses={201: MessageSerializer}, summary="Write on a job")
     def post(self, request, pk):
         job = self.job(pk)
@@ -210,10 +220,12 @@ class PostMessage(JobActionMixin, APIView):
 
 
 class Cancel(JobActionMixin, APIView):
+    required_scopes = {"POST": (TokenScope.SUBMIT, TokenScope.REVIEW)}
+
     @extend_schema(request=ReasonSerializer, responses=JobDetailSerializer, summary="Cancel a job")
     def post(self, request, pk):
         job = self.job(pk)
-        check_cancel(request.user, job)
+        crate_permissions.check_cancel(request.user, job)
         incoming = ReasonSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         _run(lambda: services.cancel(job, by=request.user, reason=incoming.validated_data["reason"]))
@@ -284,6 +296,7 @@ def _run_outputs(call):
 
 
 class JobOutputs(JobActionMixin, generics.ListAPIView):
+    required_scopes = READ
     serializer_class = OutputSerializer
     pagination_class = None
 
@@ -307,6 +320,8 @@ class OutputActionMixin(PersonAPIMixin):
 
 
 class VoteOnOutput(OutputActionMixin, APIView):
+    required_scopes = {"POST": (TokenScope.CHECK,)}
+
     @extend_schema(
         request=VoteSerializer, responses=OutputSerializer, summary="Vote on an output file (checkers)"
     )
@@ -331,6 +346,8 @@ class VoteOnOutput(OutputActionMixin, APIView):
 
 
 class ReleaseOutput(OutputActionMixin, APIView):
+    required_scopes = {"POST": (TokenScope.CHECK,)}
+
     @extend_schema(
         request=None, responses=OutputSerializer, summary="Release an approved output file (checkers)"
     )
@@ -341,6 +358,8 @@ class ReleaseOutput(OutputActionMixin, APIView):
 
 
 class DescribeOutput(OutputActionMixin, APIView):
+    required_scopes = {"POST": (TokenScope.SUBMIT,)}
+
     @extend_schema(
         request=DescribeSerializer,
         responses=OutputSerializer,

@@ -7,6 +7,7 @@ class ReviewsConfig(AppConfig):
 
     def ready(self):
         from portal import todo
+        from reviews import receivers  # noqa: F401  (connects the receivers of crates.signals)
         from reviews.todo import checker_section
 
         todo.register(checker_section)

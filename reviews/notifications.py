@@ -5,10 +5,9 @@ E-mails are sent by a django-q2 task after the transaction commits; the Notifica
 
 from django.conf import settings
 from django.db import transaction
-from guardian.shortcuts import get_users_with_perms
 
 from crates import explain
-from portal import roles
+from portal.permissions import checkers_of, officers_of  # noqa: F401  (who hears about what)
 from reviews.models import Notification
 
 Kind = Notification.Kind
@@ -43,16 +42,6 @@ def _enqueue_email(notification_id):
     async_task(
         "reviews.tasks.send_notification_email", notification_id, task_name=f"notify-{notification_id}"
     )
-
-
-def officers_of(tre):
-    users = get_users_with_perms(tre, only_with_perms_in=["govern_tre"], with_group_users=False)
-    return [u for u in users.filter(groups__name=roles.GOVERNANCE_OFFICER).select_related("profile")]
-
-
-def checkers_of(tre):
-    users = get_users_with_perms(tre, only_with_perms_in=["check_outputs_tre"], with_group_users=False)
-    return [u for u in users.filter(groups__name=roles.OUTPUT_CHECKER).select_related("profile")]
 
 
 def _researchers(job):

@@ -24,14 +24,13 @@ from crates.fivesafes import writeback
 from crates.fivesafes.safezip import extract_bag
 from crates.models import Job, ResultUpload
 from crates.services import crate_limits, portal_agent
+from crates.transitions import transition
 from portal import audit, permissions
 from portal.models import DataAccessAgreement, Membership
-from portal.public import invalidate_public_pages
-from reviews import notifications
+from reviews import notifications, signals
 from reviews.models import OutputFile, OutputVote, Publication, PublicOutput
 from reviews.permissions import check_act_as_researcher, check_check_outputs, check_publish_output
 from reviews.sdc import DisclosurePolicy, check_paths
-from reviews.transitions import transition
 
 S = Job.Status
 Vote = OutputVote.Decision
@@ -584,7 +583,7 @@ def publish_output(output, *, title, summary="", by):
         tre=output.job.tre,
         project=project,
     )
-    transaction.on_commit(invalidate_public_pages)
+    signals.publication_changed.send(sender=OutputFile, output=output)
     return record
 
 
@@ -598,4 +597,4 @@ def unpublish_output(output, *, by):
         audit.record(
             "outputs.unpublished", by=by, obj=output, tre=output.job.tre, project=output.job.request.project
         )
-        transaction.on_commit(invalidate_public_pages)
+        signals.publication_changed.send(sender=OutputFile, output=output)

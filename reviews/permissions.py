@@ -1,45 +1,16 @@
 """Who may act on a job, its review and its outputs: `can_*` answers, `check_*` raises PermissionDenied.
 
 Everyone who touches a job does so as one or more *actor kinds*, worked out from the registry by
-:func:`actor_kinds`; the transition table (reviews.transitions) names the kinds allowed for each move,
-and the functions here answer the other questions views, the API and templates ask. Separation of
+:func:`crates.permissions.actor_kinds` (beside the job and its transition table in crates.transitions,
+which names the kinds allowed for each move); the functions here answer the other questions views, the
+API and templates ask about reviews and outputs. Separation of
 duties is built in: members of a project never act as its officers or output checkers.
 """
 
 from django.core.exceptions import PermissionDenied
 
-from portal import audit, permissions
-
-RESEARCHER = "researcher"  # the submitter or a member of the request's project
-OFFICER = "officer"  # a governance officer of the job's TRE
-CHECKER = "checker"  # an output checker of the job's TRE
-AGENT = "agent"  # the TRE agent of the job's TRE
-SYSTEM = "system"  # the portal itself (tasks, schedules, other services)
-
-
-def actor_kinds(job, by):
-    """The actor kinds that `by` (a user, an agent, or None/an audit.Actor for the system) has on `job`."""
-    if by is None or isinstance(by, audit.Actor):
-        return {SYSTEM}
-    if getattr(by, "is_agent", False):
-        return {AGENT} if by.tre_id == job.tre_id else set()
-    kinds = set()
-    if not getattr(by, "is_authenticated", False):
-        return kinds
-    if _on_project(by, job):
-        kinds.add(RESEARCHER)
-    else:
-        # Separation of duties: members of the project never act as its officers or checkers.
-        if permissions.can_govern_tre(by, job.tre):
-            kinds.add(OFFICER)
-        if permissions.can_check_outputs_at(by, job.tre):
-            kinds.add(CHECKER)
-    return kinds
-
-
-def _on_project(user, job):
-    return job.request.submitter_id == user.pk or permissions.is_project_member(user, job.request.project)
-
+from crates.permissions import CHECKER, OFFICER, RESEARCHER, actor_kinds, can_view_request, on_project
+from portal import permissions
 
 # --- Review --------------------------------------------------------------------------------------
 
@@ -51,7 +22,7 @@ def can_review(user, job):
 
 def check_review(user, job):
     if not can_review(user, job):
-        if getattr(user, "is_authenticated", False) and _on_project(user, job):
+        if getattr(user, "is_authenticated", False) and on_project(user, job):
             raise PermissionDenied("You belong to this request's project, so another officer must decide.")
         raise PermissionDenied(f"Only governance officers of {job.tre} can review this job.")
 
@@ -66,22 +37,6 @@ def check_post_message(user, job):
         raise PermissionDenied("Only the project's members and the TRE's staff can write here.")
 
 
-def can_cancel(user, job):
-    """Whether `user` may cancel `job` now: through the transition table before an agent has it, or by
-    asking the agent to stop (project members and the TRE's officers) while it is claimed or running."""
-    from crates.dispatch import ACTIVE  # the states in which an agent holds the job
-    from reviews.transitions import can_transition
-
-    if job.status in ACTIVE:
-        return bool(actor_kinds(job, user) & {RESEARCHER, OFFICER})
-    return can_transition(job, job.Status.CANCELLED, by=user)
-
-
-def check_cancel(user, job):
-    if not can_cancel(user, job):
-        raise PermissionDenied("Only the project's members or the TRE's officers can cancel this job.")
-
-
 # --- Outputs -------------------------------------------------------------------------------------
 
 
@@ -92,7 +47,7 @@ def can_check_outputs(user, job):
 
 def check_check_outputs(user, job):
     if not can_check_outputs(user, job):
-        if getattr(user, "is_authenticated", False) and _on_project(user, job):
+        if getattr(user, "is_authenticated", False) and on_project(user, job):
             raise PermissionDenied("You belong to this project, so you cannot check its outputs.")
         raise PermissionDenied(f"Only output checkers of {job.tre} can check these outputs.")
 
@@ -111,12 +66,8 @@ def can_download_output(user, output):
     """Released files: the project's active members. Before release: the TRE's checkers only."""
     job = output.job
     if output.status == output.Status.RELEASED:
-        return permissions.is_project_member(user, job.request.project) and _active_member(user, job)
+        return permissions.is_project_member(user, job.request.project, tre=job.tre)
     return can_check_outputs(user, job)
-
-
-def _active_member(user, job):
-    return job.request.project.memberships.filter(person=user, status="active").exists()
 
 
 def check_download_output(user, output):
@@ -140,8 +91,6 @@ def check_view_output(user, output):
 
 def can_view_published_crate(user, job):
     """The published results crate: the project's members, the TRE's staff and auditors."""
-    from crates.permissions import can_view_request
-
     return bool(actor_kinds(job, user) & {RESEARCHER, OFFICER, CHECKER}) or can_view_request(
         user, job.request
     )
@@ -194,16 +143,15 @@ def can_decide_combined(user, release):
 
 def check_decide_combined(user, release):
     if not can_decide_combined(user, release):
-        if permissions.is_project_member(user, release.request.project):
+        if permissions.belongs_to_project(user, release.request.project):
             raise PermissionDenied("You belong to this project, so you cannot release its outputs.")
         raise PermissionDenied("Only an output checker of one of the TREs involved can decide.")
 
 
 def can_download_combined(user, release):
     """A released combination goes to the project's active members."""
-    return (
-        release.status == release.Status.RELEASED
-        and release.request.project.memberships.filter(person=user, status="active").exists()
+    return release.status == release.Status.RELEASED and permissions.is_member_at_any(
+        user, release.request.project, [o.job.tre_id for o in release.sources.select_related("job")]
     )
 
 

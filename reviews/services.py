@@ -1,6 +1,6 @@
 """The Five Safes review of a job: start, decide each step, sign off or reject, suspend and resume.
 
-Status changes go through `reviews.transitions.transition`; every function takes the actor as `by=`.
+Status changes go through `crates.transitions.transition`; every function takes the actor as `by=`.
 """
 
 from django.conf import settings
@@ -9,14 +9,15 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from crates import dispatch
 from crates.fivesafes import writeback
 from crates.models import Job
+from crates.transitions import TransitionError, transition
 from portal import audit
 from portal.models import DataAccessAgreement, Decision, Membership
 from reviews import evidence, notifications
 from reviews.models import CHECK_STEPS, Message, Outcome, Step, StepDecision
 from reviews.permissions import check_post_message, check_review
-from reviews.transitions import TransitionError, transition
 
 S = Job.Status
 
@@ -188,16 +189,10 @@ def hand_back(job, *, by):
 
 
 def cancel(job, *, by, reason):
-    """Cancel a job. One an agent holds (claimed or running) cannot stop at once: the agent is asked to
-    stop at its next heartbeat (crates.dispatch.request_cancel) and the job is cancelled when it does."""
-    if not (reason or "").strip():
-        raise ValidationError({"reason": "Say why the job is cancelled."})
-    from crates import dispatch  # dispatch builds on these services
-
-    if job.status in dispatch.ACTIVE:
-        return dispatch.request_cancel(job, by=by, reason=reason)
+    """Cancel a job, through crates.dispatch.request_cancel (the one place cancellation lives): at once
+    before an agent has it; one an agent holds (claimed or running) is cancelled when the agent stops."""
     try:
-        return transition(job, S.CANCELLED, by=by, message=reason.strip())
+        return dispatch.request_cancel(job, by=by, reason=reason)
     except TransitionError as exc:
         raise ReviewError(str(exc)) from exc
 

@@ -3,11 +3,11 @@
 from collections import defaultdict
 
 from crates.models import Job
-from reviews.transitions import TERMINAL, TRANSITIONS
+from crates.transitions import TERMINAL, TRANSITIONS
 
 HEADER = """# Job states
 
-Generated from `reviews/transitions.py` by `python manage.py statediagram --write`; CI fails when this file
+Generated from `crates/transitions.py` by `python manage.py statediagram --write`; CI fails when this file
 and the table differ. Each arrow is an allowed move, labelled with who may make it and the audit event it writes.
 """
 

@@ -15,13 +15,14 @@ from django_htmx.http import HttpResponseClientRedirect
 from crates import dispatch, explain
 from crates import permissions as crate_permissions
 from crates.models import Job
+from crates.permissions import can_cancel
+from crates.transitions import TERMINAL, TransitionError, can_transition
 from portal import audit, permissions
 from portal.models import TRE
 from portal.views.helpers import paginate
 from reviews import evidence, services
 from reviews.models import CHECK_STEPS, Notification, Outcome, Step
-from reviews.permissions import can_act_as_researcher, can_cancel, can_review
-from reviews.transitions import TERMINAL, TransitionError, can_transition
+from reviews.permissions import can_act_as_researcher, can_review
 
 S = Job.Status
 QUEUE_STATES = [S.AWAITING_REVIEW, S.IN_REVIEW, S.CHANGES_REQUESTED, S.SUSPENDED]

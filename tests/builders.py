@@ -6,10 +6,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from crates import services as crate_services
 from crates.models import Agent, Job
+from crates.transitions import transition
 from portal import audit
 from reviews import services as review_services
 from reviews.models import CHECK_STEPS, Step
-from reviews.transitions import transition
 
 S = Job.Status
 SYSTEM = audit.SYSTEM

@@ -235,3 +235,74 @@ def two_tre_request(
         crate_zip=zip_path,
         capture=django_capture_on_commit_callbacks,
     )
+
+
+# --- People tied to the project who must not act as its members ---------------------------------
+# penny applied and waits for TRE A; rex was approved until the lead removed him; lena was approved
+# until her accreditation ran out and the nightly sweep lapsed her membership.
+
+
+def _approved_member(username, project, bob, olivia):
+    user = _person(username, roles.RESEARCHER)
+    factories.AccreditationFactory(person=user)
+    membership = services.invite_member(project, user, "researcher", by=bob)
+    services.accept_invitation(membership, by=user)
+    for approval in membership.approvals.all():
+        services.decide_membership(approval, "approved", by=olivia)
+    membership.refresh_from_db()
+    assert membership.status == "active"
+    return user, membership
+
+
+@pytest.fixture
+def penny(project):
+    user = _person("penny", roles.RESEARCHER)
+    factories.AccreditationFactory(person=user)
+    services.apply_to_project(project, by=user, justification="I would like to help.")
+    return user
+
+
+@pytest.fixture
+def rex(project, bob, olivia):
+    user, membership = _approved_member("rex", project, bob, olivia)
+    services.withdraw_membership(membership, by=bob)
+    return user
+
+
+@pytest.fixture
+def lena(project, bob, olivia):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    user, membership = _approved_member("lena", project, bob, olivia)
+    yesterday = timezone.localdate() - timedelta(days=1)
+    user.accreditations.update(valid_from=yesterday - timedelta(days=365), valid_until=yesterday)
+    assert membership in services.lapse_expired_memberships()
+    return user
+
+
+TEST_PASSWORD = "correct horse battery staple"  # noqa: S105  (tests.factories.UserFactory's password)
+
+
+def sign_in(client, user, password=TEST_PASSWORD):
+    """Sign in through the portal's real sign-in: the password, then the TOTP code when the user has one."""
+    import time
+
+    from allauth.account.models import EmailAddress
+    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
+    from django.core.cache import cache
+    from django.urls import reverse
+
+    EmailAddress.objects.get_or_create(
+        user=user, email=user.email, defaults={"verified": True, "primary": True}
+    )
+    response = client.post(reverse("account_login"), {"login": user.email, "password": password})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    if has_totp(user):
+        assert response.url == reverse("mfa_authenticate")
+        cache.clear()  # allauth refuses a code used once in its window; test users share one secret
+        code = format_hotp_value(hotp_value("JBSWY3DPEHPK3PXP", int(time.time()) // 30))
+        response = client.post(reverse("mfa_authenticate"), {"code": code})
+        assert response.status_code == 302, response.content.decode()[:2000]
+    return client

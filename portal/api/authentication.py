@@ -44,5 +44,9 @@ class PersonalTokenScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "A researcher's personal API token (fsp_...), created on the Tokens page.",
+            "description": "A personal API token (fsp_...), created on the Tokens page. A token carries "
+            "scopes: `read` and `submit` for everyone; `review`, `check`, `audit` and `admin` by role, made "
+            "only right after a second-factor check and valid for 30 days at most. Each operation names "
+            "the scope it needs. A privileged person's browser session is accepted only once it has "
+            "passed the second factor.",
         }

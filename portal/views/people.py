@@ -4,10 +4,11 @@ import csv
 import json
 from datetime import timedelta
 
+from allauth.mfa.models import Authenticator
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -15,7 +16,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from portal import audit, permissions, ppie, public, roles, services, todo
+from portal import accounts, audit, permissions, ppie, roles, services, todo
 from portal.forms import AccreditationForm, AuditFilterForm, ProfileForm, TokenForm
 from portal.models import (
     Accreditation,
@@ -27,7 +28,7 @@ from portal.models import (
     ProjectApproval,
     WorkflowApproval,
 )
-from portal.views.helpers import domain_errors_as_messages, paginate
+from portal.views.helpers import add_form_errors, domain_errors_as_messages, paginate
 from portal.views.registry import _form_page
 
 SOON = timedelta(days=30)
@@ -89,13 +90,6 @@ def dashboard(request):
         for state, review in [ppie.state(project)]
         if state == ppie.PLAINER
     ]
-    if permissions.is_ppie(user):
-        waiting, with_researcher = ppie.projects_to_review(user)
-        context["ppie"] = {
-            "waiting": waiting,
-            "with_researcher": len(with_researcher),
-            "questions": public.questions_to_moderate(user).count(),
-        }
     context["sections"] = [
         render_to_string(section.template, section.context, request=request)
         for section in todo.sections_for(user)
@@ -184,17 +178,36 @@ def accreditation_evidence(request, pk):
 
 @login_required
 def token_list(request):
-    form = TokenForm(request.POST or None)
+    form = TokenForm(request.POST or None, user=request.user)
     secret = None
     if request.method == "POST" and form.is_valid():
-        _, secret = services.create_token(
-            request.user, form.cleaned_data["name"], by=request.user, days=form.cleaned_data["days"]
-        )
-        form = TokenForm()
+        try:
+            _, secret = services.create_token(
+                request.user,
+                form.cleaned_data["name"],
+                by=request.user,
+                days=form.cleaned_data["days"],
+                scopes=form.cleaned_data["scopes"],
+                second_factor_at=accounts.second_factor_at(request),
+            )
+        except PermissionDenied as exc:
+            form.add_error(None, str(exc))
+        except ValidationError as exc:
+            add_form_errors(form, exc)
+        else:
+            form = TokenForm(user=request.user)
     return render(
         request,
         "portal/token_list.html",
-        {"tokens": request.user.api_tokens.all(), "form": form, "secret": secret},
+        {
+            "tokens": request.user.api_tokens.all(),
+            "form": form,
+            "secret": secret,
+            "privileged": permissions.is_privileged(request.user),
+            "has_totp": Authenticator.objects.filter(
+                user=request.user, type=Authenticator.Type.TOTP
+            ).exists(),
+        },
     )
 
 

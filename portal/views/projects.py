@@ -78,6 +78,10 @@ def project_detail(request, pk):
     memberships = project.memberships.select_related("person__profile").prefetch_related(
         Prefetch("approvals", queryset=MembershipApproval.objects.select_related("tre", "decided_by"))
     )
+    agreements = permissions.visible_agreements(request.user).filter(project=project)
+    if not permissions.can_see_project_records(request.user, project):
+        # An applicant, or a lapsed or removed member: their own application, nobody else's.
+        memberships = memberships.filter(person=request.user)
     approvals = project.approvals.select_related("tre", "decided_by")
     governed_ids = set(permissions.tres_governed_by(request.user).values_list("pk", flat=True))
     return render(
@@ -87,9 +91,9 @@ def project_detail(request, pk):
             "project": project,
             "memberships": memberships,
             "approvals": approvals,
-            "agreements": project.agreements.select_related("tre").prefetch_related("datasets"),
+            "agreements": agreements.select_related("tre").prefetch_related("datasets"),
             "can_manage": permissions.can_manage_project(request.user, project),
-            "conflicted": permissions.is_project_member(request.user, project),
+            "conflicted": permissions.belongs_to_project(request.user, project),
             "governed_ids": governed_ids,
             "my_membership": next((m for m in memberships if m.person_id == request.user.pk), None),
             "decision_form": DecisionForm(),
@@ -233,17 +237,10 @@ def membership_reinstate(request, pk):
 # --- Agreements ------------------------------------------------------------------------
 
 
-def _visible_agreements(user):
-    projects = permissions.visible_projects(user)
-    return DataAccessAgreement.objects.filter(
-        Q(project__in=projects) | Q(tre__in=permissions.tres_governed_by(user))
-    )
-
-
 @login_required
 def agreement_list(request):
     agreements = (
-        _visible_agreements(request.user)
+        permissions.visible_agreements(request.user)
         .select_related("project", "tre")
         .annotate(dataset_count=Count("datasets"))
         .order_by("-valid_until")
@@ -265,11 +262,7 @@ def _get_agreement(user, pk):
         ),
         pk=pk,
     )
-    if not (
-        permissions.can_govern_tre(user, agreement.tre)
-        or permissions.can_view_project(user, agreement.project)
-    ):
-        permissions.check_view_project(user, agreement.project)
+    permissions.check_view_agreement(user, agreement)
     return agreement
 
 

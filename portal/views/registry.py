@@ -2,14 +2,12 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, Subquery
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from crates import dispatch
-from crates import permissions as crate_permissions
 from portal import permissions, service_settings, services
 from portal.forms import DatasetForm, DecisionForm, OrganisationForm, ReasonForm, TREForm, WorkflowForm
 from portal.models import (
@@ -23,7 +21,7 @@ from portal.models import (
     ProjectApproval,
     WorkflowApproval,
 )
-from portal.views.helpers import domain_errors_as_messages, paginate
+from portal.views.helpers import add_form_errors, domain_errors_as_messages, paginate
 
 
 def _form_page(request, form, *, title, back, submit="Save", intro=""):
@@ -97,10 +95,7 @@ def tre_detail(request, slug):
             "can_edit": permissions.can_edit_tre(request.user, tre),
             "can_govern": permissions.can_govern_tre(request.user, tre),
             "pause_form": ReasonForm(),
-            # The TRE's officers see here when its agents go quiet or jobs wait too long.
-            "dispatch_overview": dispatch.dispatch_overview(tre)
-            if crate_permissions.can_view_agents(request.user, tre)
-            else None,
+            # The dispatch overview comes from crates' {% dispatch_overview_for %} tag.
         },
     )
 
@@ -225,19 +220,33 @@ def workflow_detail(request, pk):
 
 @login_required
 def workflow_edit(request, pk=None):
-    if not permissions.is_officer(request.user):
-        raise PermissionDenied("Only governance officers can register workflows.")
     workflow = get_object_or_404(ApprovedWorkflow, pk=pk) if pk else ApprovedWorkflow()
-    if pk and workflow.approvals.filter(status=Decision.APPROVED).exists():
-        messages.error(request, "An approved workflow cannot change; register a new version instead.")
-        return redirect("workflow_detail", pk=pk)
+    permissions.check_change_workflow(request.user, workflow)
+    approved = services.is_workflow_approved_anywhere(workflow)
     form = WorkflowForm(request.POST or None, request.FILES or None, instance=workflow)
     if request.method == "POST" and form.is_valid():
-        workflow = services.save_record(form, by=request.user, verb_prefix="workflow")
-        messages.success(request, f"Saved {workflow}.")
-        return redirect("workflow_detail", pk=workflow.pk)
+        try:
+            workflow = services.change_workflow(form, by=request.user)
+        except ValidationError as exc:
+            add_form_errors(form, exc)
+        else:
+            if approved:
+                messages.success(request, f"Registered {workflow} as a new version; it needs approval again.")
+            else:
+                messages.success(request, f"Saved {workflow}.")
+            return redirect("workflow_detail", pk=workflow.pk)
+    intro = (
+        "This workflow is approved, so it does not change: saving registers your change as a new version, "
+        "which needs approval again."
+        if approved
+        else ""
+    )
     return _form_page(
-        request, form, title="Register a workflow" if not pk else f"Edit {workflow}", back="workflow_list"
+        request,
+        form,
+        title="Register a workflow" if not pk else f"Edit {workflow}",
+        back="workflow_list",
+        intro=intro,
     )
 
 

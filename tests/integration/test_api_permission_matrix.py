@@ -7,13 +7,14 @@ from the roles (DESIGN §2), never read back from the code: an unexpected "allow
 """
 
 import re
+import time
 
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
 from crates import dispatch
 from crates.models import Job
-from portal import services
+from portal import permissions, services
 from reviews import outputs
 from tests import builders
 from tests.dispatch_helpers import bearer, issue
@@ -24,8 +25,24 @@ S = Job.Status
 ALLOWED = {200, 201, 202, 204, 400, 409, 413, 415}
 DENIED = {401, 403, 404}
 
-CALLERS = ["anonymous", "alice", "bob", "pat", "olivia", "oscar", "cam", "audrey", "agent_a", "agent_b"]
-PEOPLE = {"alice", "bob", "pat", "olivia", "oscar", "cam", "audrey"}
+CALLERS = [
+    "anonymous",
+    "alice",
+    "bob",
+    "penny",
+    "rex",
+    "lena",
+    "pat",
+    "olivia",
+    "oscar",
+    "cam",
+    "audrey",
+    "agent_a",
+    "agent_b",
+]
+# penny applied and waits, rex was removed, lena lapsed: none of them acts as a member.
+NOT_MEMBERS = {"penny", "rex", "lena"}
+PEOPLE = {"alice", "bob", "pat", "olivia", "oscar", "cam", "audrey"} | NOT_MEMBERS
 MEMBERS = {"alice", "bob"}  # alice submitted the requests; bob leads the project
 TRE_A_STAFF = {"olivia", "cam"}  # officer and output checker of TRE A, where the jobs run
 CAN_SEE_JOB = MEMBERS | TRE_A_STAFF | {"audrey"}
@@ -44,9 +61,12 @@ EXPECTED = {
     ("GET", "/api/v1/me/"): PEOPLE,
     ("GET", "/api/v1/tres/"): PEOPLE,
     ("GET", "/api/v1/projects/"): PEOPLE,
-    ("GET", "/api/v1/projects/{project}/"): MEMBERS | {"olivia", "audrey"},
+    # Applicants and lapsed members see their own application in it; removed members nothing.
+    ("GET", "/api/v1/projects/{project}/"): MEMBERS | {"penny", "lena", "olivia", "audrey"},
     ("GET", "/api/v1/requests/"): PEOPLE,
-    ("POST", "/api/v1/requests/"): {"alice", "bob"},
+    # Researchers get past the door; the project named in the body is checked next, and refuses
+    # penny, rex and lena (tests/integration/test_membership_states.py).
+    ("POST", "/api/v1/requests/"): {"alice", "bob"} | NOT_MEMBERS,
     ("GET", "/api/v1/requests/{request}/"): CAN_SEE_JOB,
     ("POST", "/api/v1/requests/{request}/versions/"): MEMBERS,
     ("GET", "/api/v1/reviews/"): PEOPLE,
@@ -85,7 +105,24 @@ def test_every_api_operation_has_an_expectation():
 
 
 @pytest.fixture
-def world(new_job, tmp_path, registry, alice, bob, pat, olivia, oscar, cam, chris, audrey, tre_a, tre_b):
+def world(
+    new_job,
+    tmp_path,
+    registry,
+    alice,
+    bob,
+    penny,
+    rex,
+    lena,
+    pat,
+    olivia,
+    oscar,
+    cam,
+    chris,
+    audrey,
+    tre_a,
+    tre_b,
+):
     review = new_job(S.IN_REVIEW)
     checking = new_job(S.QUEUED, title="Outputs")
     (tmp_path / "results").mkdir()
@@ -98,9 +135,21 @@ def world(new_job, tmp_path, registry, alice, bob, pat, olivia, oscar, cam, chri
     assert claim.job.pk == leased.pk
     tokens = {"agent_a": secret_a, "agent_b": secret_b}
     for name, user in dict(
-        alice=alice, bob=bob, pat=pat, olivia=olivia, oscar=oscar, cam=cam, audrey=audrey
+        alice=alice,
+        bob=bob,
+        penny=penny,
+        rex=rex,
+        lena=lena,
+        pat=pat,
+        olivia=olivia,
+        oscar=oscar,
+        cam=cam,
+        audrey=audrey,
     ).items():
-        tokens[name] = services.create_token(user, "matrix", by=user)[1]
+        # Each token with every scope the person's roles allow, made right after a second-factor check.
+        tokens[name] = services.create_token(
+            user, "matrix", by=user, scopes=permissions.token_scopes_for(user), second_factor_at=time.time()
+        )[1]
     return {
         "tokens": tokens,
         "ids": {

@@ -10,9 +10,9 @@ from django.contrib.auth import get_user_model
 from agent.config import load_config
 from crates.demo_agents import AGE_SEX, COHORT_COUNT, seed_demo_agents
 from crates.models import Agent, Job
-from portal import demo
 from portal.audit import AuditEvent
 from portal.models import TRE, ApprovedWorkflow
+from reviews import demo
 from tests.integration.test_dispatch_live import REPO
 
 pytestmark = pytest.mark.django_db

@@ -233,10 +233,16 @@ def test_no_output_is_reachable_before_release_by_anyone_outside(client, returne
 
 
 def test_api_parity_for_checkers_and_researchers(client, returned, cam, chris, alice):
-    from portal import services
+    import time
+
+    from portal import permissions, services
 
     def headers(user):
-        return {"authorization": f"Bearer {services.create_token(user, 'api', by=user, days=1)[1]}"}
+        scopes = permissions.token_scopes_for(user)  # made right after a second-factor check
+        secret = services.create_token(
+            user, "api", by=user, days=1, scopes=scopes, second_factor_at=time.time()
+        )[1]
+        return {"authorization": f"Bearer {secret}"}
 
     researcher, checker_1, checker_2 = headers(alice), headers(cam), headers(chris)
     listing = client.get(f"/api/v1/jobs/{returned.pk}/outputs/", headers=researcher).json()

@@ -9,8 +9,10 @@ from django.urls import reverse
 from django.utils import timezone
 from lxml import html
 
-from portal import audit, public, transparency_tasks
+from portal import audit
 from portal.audit import AuditChainHead, AuditEvent
+from transparency import digests
+from transparency import tasks as transparency_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +59,7 @@ def test_the_digest_publishes_the_head_as_it_stood_and_joins_the_chain():
     _chain(3)
     head = audit.head_digest()
 
-    event = public.publish_audit_digest()
+    event = digests.publish_audit_digest()
 
     today = timezone.localdate().isoformat()
     assert event.verb == "audit.digest_published"
@@ -71,13 +73,13 @@ def test_the_digest_publishes_the_head_as_it_stood_and_joins_the_chain():
 
 def test_the_digest_is_published_once_a_day():
     _chain(2)
-    first = public.publish_audit_digest()
+    first = digests.publish_audit_digest()
     _chain(2)
-    again = public.publish_audit_digest()
+    again = digests.publish_audit_digest()
     assert again.pk == first.pk
-    assert AuditEvent.objects.filter(verb=public.DIGEST_VERB).count() == 1
+    assert AuditEvent.objects.filter(verb=digests.DIGEST_VERB).count() == 1
 
-    tomorrow = public.publish_audit_digest(today=timezone.localdate() + timedelta(days=1))
+    tomorrow = digests.publish_audit_digest(today=timezone.localdate() + timedelta(days=1))
     assert tomorrow.pk != first.pk
     assert tomorrow.after["count"] == 5  # two, the first digest, and two more
 
@@ -86,45 +88,45 @@ def test_the_task_publishes_and_returns_the_digest():
     _chain(1)
     result = transparency_tasks.publish_audit_digest()
     assert result["count"] == 1
-    assert result == AuditEvent.objects.get(verb=public.DIGEST_VERB).after
+    assert result == AuditEvent.objects.get(verb=digests.DIGEST_VERB).after
 
 
 def test_no_digest_vouches_for_a_broken_chain():
     events = _chain(3)
     _raw_sql("UPDATE portal_auditevent SET message = 'edited' WHERE id = %s", [events[1].pk])
-    with pytest.raises(public.AuditChainBroken, match="content does not match its hash"):
-        public.publish_audit_digest()
-    assert not AuditEvent.objects.filter(verb=public.DIGEST_VERB).exists()
+    with pytest.raises(digests.AuditChainBroken, match="content does not match its hash"):
+        digests.publish_audit_digest()
+    assert not AuditEvent.objects.filter(verb=digests.DIGEST_VERB).exists()
 
 
 def test_a_saved_digest_matches_the_record_as_it_is():
     _chain(4)
-    digest = public.publish_audit_digest().after
+    digest = digests.publish_audit_digest().after
     _chain(3)  # the record grows; the saved digest still checks out
-    assert public.check_digest(digest["count"], digest["hash"]).result == "match"
-    assert public.check_digest(digest["count"], "0" * 64).result == "mismatch"
-    assert public.check_digest(999, digest["hash"]).result == "missing"
+    assert digests.check_digest(digest["count"], digest["hash"]).result == "match"
+    assert digests.check_digest(digest["count"], "0" * 64).result == "mismatch"
+    assert digests.check_digest(999, digest["hash"]).result == "missing"
 
 
 def test_rewriting_history_with_fresh_hashes_is_caught_by_a_saved_digest():
     _chain(5)
-    digest = public.publish_audit_digest().after
+    digest = digests.publish_audit_digest().after
     _rewrite_history_and_recompute_hashes(2, "a quietly rewritten entry")
     # The chain is self-consistent again, so only a digest saved outside the portal can tell.
     assert audit.verify_chain() is None
-    assert public.check_digest(digest["count"], digest["hash"]).result == "mismatch"
+    assert digests.check_digest(digest["count"], digest["hash"]).result == "mismatch"
 
 
 def test_deleting_the_newest_entries_is_caught_by_a_saved_digest():
     events = _chain(4)
-    digest = public.publish_audit_digest().after
+    digest = digests.publish_audit_digest().after
     _raw_sql("DELETE FROM portal_auditevent WHERE id >= %s", [events[2].pk])
-    assert public.check_digest(digest["count"], digest["hash"]).result == "missing"
+    assert digests.check_digest(digest["count"], digest["hash"]).result == "missing"
 
 
 def test_the_page_explains_the_check_and_lists_the_digests(client):
     _chain(2)
-    digest = public.publish_audit_digest().after
+    digest = digests.publish_audit_digest().after
     page = client.get(reverse("public_audit"))
     assert page.status_code == 200
     text = page.content.decode()
@@ -143,7 +145,7 @@ def test_the_page_explains_the_check_and_lists_the_digests(client):
 )
 def test_the_page_answers_a_check(client, hash_of, expected):
     _chain(2)
-    digest = public.publish_audit_digest().after
+    digest = digests.publish_audit_digest().after
     count = 999 if hash_of == "missing" else digest["count"]
     fingerprint = digest["hash"] if hash_of != "other" else "a" * 64
     # Pasted with capitals and spaces, as people do.
@@ -162,8 +164,8 @@ def test_a_malformed_fingerprint_is_explained(client):
 
 def test_the_digests_are_downloadable_as_json(client):
     _chain(1)
-    first = public.publish_audit_digest().after
-    second = public.publish_audit_digest(today=timezone.localdate() + timedelta(days=1)).after
+    first = digests.publish_audit_digest().after
+    second = digests.publish_audit_digest(today=timezone.localdate() + timedelta(days=1)).after
     document = client.get(reverse("public_audit_digests")).json()
     assert document["algorithm"] == "sha256"
     assert [(d["date"], d["count"], d["hash"]) for d in document["digests"]] == [
@@ -176,5 +178,5 @@ def test_a_new_digest_shows_at_once_on_cached_pages(client, django_capture_on_co
     _chain(1)
     assert "No digest has been published yet" in client.get(reverse("public_audit")).content.decode()
     with django_capture_on_commit_callbacks(execute=True):
-        digest = public.publish_audit_digest().after
+        digest = digests.publish_audit_digest().after
     assert digest["hash"] in client.get(reverse("public_audit")).content.decode()

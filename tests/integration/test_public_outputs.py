@@ -8,11 +8,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from crates.models import Job
-from portal import dur
 from portal.audit import AuditEvent
 from reviews import outputs
 from reviews.models import PublicOutput
 from tests import builders
+from transparency import dur
 
 pytestmark = pytest.mark.django_db
 

@@ -12,10 +12,11 @@ from django.urls import reverse
 from django.utils import timezone
 from lxml import html
 
-from portal import audit, dur, public, services
+from portal import audit, services
 from portal.forms import ProjectForm
 from portal.models import Organisation
 from tests import factories
+from transparency import digests, dur, questions, records
 
 pytestmark = pytest.mark.django_db
 
@@ -90,7 +91,7 @@ def _accessibility_problems(page):
 @pytest.mark.parametrize(("name", "args"), PAGES)
 def test_public_pages_are_open_and_accessible(client, project, new_job, name, args):
     new_job("released")
-    public.publish_audit_digest()
+    digests.publish_audit_digest()
     response = client.get(reverse(name, args=args))
     assert response.status_code == 200
     assert _accessibility_problems(response.content) == []
@@ -147,7 +148,7 @@ def test_a_project_page_shows_its_public_record(client, project, new_job, tre_a,
 def test_every_job_status_has_a_plain_outcome():
     from crates.models import Job
 
-    assert set(public._GROUP_OF_STATUS) == set(Job.Status.values)
+    assert set(records._GROUP_OF_STATUS) == set(Job.Status.values)
 
 
 def test_projects_not_approved_anywhere_are_not_public(client, bob, project):
@@ -174,7 +175,7 @@ def test_the_project_list_is_newest_approval_first_searchable_and_paged(
     by_identifier = html.fromstring(client.get(reverse("public_project_list"), {"q": "prj-pub-0001"}).content)
     assert by_identifier.xpath("//li/h2/a/text()") == ["Stroke care"]
 
-    monkeypatch.setattr(public, "PROJECTS_PER_PAGE", 2)
+    monkeypatch.setattr(records, "PROJECTS_PER_PAGE", 2)
     second = html.fromstring(client.get(reverse("public_project_list"), {"page": 2}).content)
     assert second.xpath("//li/h2/a/text()") == ["Asthma in children"]
     assert "Page 2 of 2" in second.text_content()
@@ -243,8 +244,8 @@ def test_a_published_answer_shows_at_once_and_other_changes_within_the_ttl(
     assert "A new title" not in client.get(url).content.decode()  # cached for up to the TTL
 
     with django_capture_on_commit_callbacks(execute=True):
-        question = public.submit_question(project, question="Who can see the results?")
-        public.publish_question(question, by=olivia, answer="Everyone, once checked.")
+        question = questions.submit_question(project, question="Who can see the results?")
+        questions.publish_question(question, by=olivia, answer="Everyone, once checked.")
     page = client.get(url).content.decode()
     assert "Everyone, once checked." in page and "A new title" in page
 
@@ -257,10 +258,10 @@ def _grow(n, start, *, bob, olivia, tre_a, project):
         approved_project(bob, olivia, tre_a, i, datasets=2)
         tre = factories.TREFactory()
         factories.DatasetFactory.create_batch(2, tre=tre)
-        question = public.submit_question(project, question=f"Question {i}?")
-        public.publish_question(question, by=olivia, answer=f"Answer {i}.")
+        question = questions.submit_question(project, question=f"Question {i}?")
+        questions.publish_question(question, by=olivia, answer=f"Answer {i}.")
         audit.record("test.event", by=None, object_type="thing")
-        public.publish_audit_digest(today=timezone.localdate() + timedelta(days=i))
+        digests.publish_audit_digest(today=timezone.localdate() + timedelta(days=i))
 
 
 COUNTED = [

@@ -14,11 +14,12 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from portal import public, services
+from portal import services
 from portal.models import Dataset, Membership, Organisation, ProjectApproval
 from reviews import services as review_services
 from reviews.models import Message, Step
 from tests import factories
+from transparency import digests, questions
 
 pytestmark = pytest.mark.django_db
 
@@ -143,26 +144,26 @@ def everything(registry, new_job, alice, bob, olivia, tre_a, admin_user, django_
     new_job("rejected")
 
     with django_capture_on_commit_callbacks(execute=True):
-        public.submit_question(
+        questions.submit_question(
             project,
             question=SECRET["pending question"],
             name=SECRET["asker name"],
             email=SECRET["asker e-mail"],
         )
-        rejected = public.submit_question(
+        rejected = questions.submit_question(
             project,
             question=SECRET["rejected question"],
             name=SECRET["asker name"],
             email=SECRET["asker e-mail"],
         )
-        public.reject_question(rejected, by=olivia, reason=SECRET["rejection reason"])
-        answered = public.submit_question(
+        questions.reject_question(rejected, by=olivia, reason=SECRET["rejection reason"])
+        answered = questions.submit_question(
             project,
             question=SHOWN["published question"],
             name=SECRET["asker name"],
             email=SECRET["asker e-mail"],
         )
-        public.publish_question(answered, by=olivia, answer=SHOWN["published answer"])
+        questions.publish_question(answered, by=olivia, answer=SHOWN["published answer"])
 
     # A project that was never approved, and one whose only approval was revoked.
     factories.ProjectFactory(title=SECRET["draft project title"], lead=bob)
@@ -171,7 +172,7 @@ def everything(registry, new_job, alice, bob, olivia, tre_a, admin_user, django_
     services.decide_project(revoked.approvals.create(tre=tre_a), "approved", by=olivia)
     services.decide_project(revoked.approvals.get(), "revoked", "Ethics lapsed.", by=olivia)
 
-    public.publish_audit_digest()
+    digests.publish_audit_digest()
     project.refresh_from_db()
     return project
 
@@ -259,6 +260,6 @@ def test_projects_not_approved_are_not_found(client, everything):
 
 
 def public_dur_json():
-    from portal import dur
+    from transparency import dur
 
     return dur.export("json")[0]

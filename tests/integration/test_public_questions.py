@@ -7,11 +7,12 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from lxml import html
 
-from portal import permissions, public, roles, services
+from portal import permissions, roles, services
 from portal.audit import AuditEvent
 from portal.public_models import PublicQuestion
 from reviews.models import Notification
 from tests import factories
+from transparency import questions
 
 pytestmark = pytest.mark.django_db
 
@@ -32,13 +33,13 @@ def clock(monkeypatch):
     class Clock:
         now = T0
 
-    monkeypatch.setattr(public, "_now", lambda: Clock.now)
+    monkeypatch.setattr(questions, "_now", lambda: Clock.now)
     return Clock
 
 
 def _token(clock, identifier, *, seconds_ago):
     clock.now = T0
-    token = public.issue_form_token(identifier)
+    token = questions.issue_form_token(identifier)
     clock.now = T0 + seconds_ago
     return token
 
@@ -153,9 +154,9 @@ def test_each_address_may_ask_only_a_few_times_an_hour(client, project, clock, s
 def test_behind_a_trusted_proxy_the_forwarded_address_counts(rf, settings):
     settings.PORTAL_TRUSTED_PROXIES = 1
     request = rf.get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.9, 203.0.113.5")
-    assert public.client_ip(request) == "203.0.113.5"
+    assert questions.client_ip(request) == "203.0.113.5"
     settings.PORTAL_TRUSTED_PROXIES = 0
-    assert public.client_ip(request) == "10.0.0.1"
+    assert questions.client_ip(request) == "10.0.0.1"
 
 
 def test_only_approved_projects_take_questions(client, bob):
@@ -168,7 +169,7 @@ def test_only_approved_projects_take_questions(client, bob):
 
 @pytest.fixture
 def asked(project):
-    return public.submit_question(
+    return questions.submit_question(
         project,
         question="Is my GP surgery's data in this? I live at 1 High Street.",
         name="Sam",
@@ -263,15 +264,15 @@ def test_an_officer_who_belongs_to_the_project_cannot_moderate(project, asked, b
     otto = _officer("otto", tre_a, admin_user)
     services.invite_member(project, otto, "analyst", by=bob)
     assert not permissions.can_moderate(otto, asked)
-    assert list(public.questions_to_moderate(otto)) == []
+    assert list(questions.questions_to_moderate(otto)) == []
     with pytest.raises(PermissionDenied, match="Only governance officers of a TRE that approved"):
-        public.publish_question(asked, by=otto, answer="An answer.")
+        questions.publish_question(asked, by=otto, answer="An answer.")
 
 
 def test_the_project_lead_who_is_also_an_officer_cannot_moderate(asked, bob, tre_a, admin_user):
     services.grant_role(bob, roles.GOVERNANCE_OFFICER, by=admin_user, tre=tre_a)
     assert not permissions.can_moderate(bob, asked)
-    assert list(public.questions_to_moderate(bob)) == []
+    assert list(questions.questions_to_moderate(bob)) == []
 
 
 def test_moderation_is_for_signed_in_officers_with_a_second_factor(client, asked, alice, tre_a, admin_user):

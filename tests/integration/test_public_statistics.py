@@ -12,8 +12,8 @@ from django.utils import timezone
 from lxml import html
 
 from crates.models import Job, Request
-from portal import public
 from reviews.models import StepDecision
+from transparency import statistics
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +47,7 @@ def history(new_job):
 
 
 def test_the_last_twelve_months_are_counted(history):
-    stats = public.statistics()
+    stats = statistics.statistics()
     assert stats.totals == {"requests": 5, "approved": 3, "rejected": 1, "released": 1, "withheld": 1}
     requests, decisions, waits, outputs = stats.figures
     this_month = timezone.localdate().strftime("%B %Y")
@@ -59,7 +59,7 @@ def test_the_last_twelve_months_are_counted(history):
 
 
 def test_the_median_time_to_a_decision_is_per_tre(history):
-    waits = public.statistics().figures[2]
+    waits = statistics.statistics().figures[2]
     assert waits.headers == ("TRE", "Median days to decision", "Decisions counted")
     assert waits.rows == (("TRE A", "3", "4"),)  # the median of 1, 2, 4 and 10 days
     assert waits.chart.horizontal and waits.chart.categories == ("TRE A",)
@@ -69,12 +69,12 @@ def test_the_median_time_to_a_decision_is_per_tre(history):
 def test_a_request_older_than_a_year_is_left_out(history):
     old = history["awaiting_review"].request
     Request.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=400))
-    assert public.statistics().totals["requests"] == 4
+    assert statistics.statistics().totals["requests"] == 4
 
 
 def test_requests_that_never_reached_review_are_not_counted(history, registry, alice):
     Request.objects.create(project=registry["project"], submitter=alice, title="Crate refused at intake")
-    assert public.statistics().totals["requests"] == 5
+    assert statistics.statistics().totals["requests"] == 5
 
 
 def test_every_chart_is_an_accessible_image_followed_by_its_table(client, history):
@@ -126,7 +126,7 @@ def test_the_statistics_page_makes_the_same_number_of_queries_however_much_has_h
 
 
 def test_month_labels_carry_the_year_without_crowding():
-    short, full = public._month_labels([date(2025, 12, 1), date(2026, 1, 1), date(2026, 2, 1)])
+    short, full = statistics._month_labels([date(2025, 12, 1), date(2026, 1, 1), date(2026, 2, 1)])
     assert short == ["Dec", "Jan\n2026", "Feb"]
     assert full == ["December 2025", "January 2026", "February 2026"]
-    assert public._month_labels([date(2026, 3, 1), date(2026, 4, 1)])[0] == ["Mar\n2026", "Apr"]
+    assert statistics._month_labels([date(2026, 3, 1), date(2026, 4, 1)])[0] == ["Mar\n2026", "Apr"]

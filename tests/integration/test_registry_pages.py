@@ -444,7 +444,7 @@ def test_officer_registers_a_workflow_with_a_matching_checksum(client, olivia, t
     approval.refresh_from_db()
     assert approval.status == "approved"
     edit = client.get(reverse("workflow_edit", args=[workflow.pk]), follow=True)
-    assert "register a new version" in edit.content.decode()
+    assert "registers your change as a new version" in edit.content.decode()
 
 
 # --- Tokens and audit ------------------------------------------------------------------------

@@ -1,16 +1,22 @@
 """REST API parity for reviews: an officer reviews to sign-off and a researcher follows and writes back."""
 
+import time
+
 import pytest
 from django.urls import reverse
 
 from crates.models import Job
+from portal import permissions
 from portal import services as portal_services
 
 pytestmark = pytest.mark.django_db
 
 
 def _headers(user):
-    _, secret = portal_services.create_token(user, "api", by=user, days=1)
+    # Every scope the person's roles allow, made right after a second-factor check.
+    _, secret = portal_services.create_token(
+        user, "api", by=user, days=1, scopes=permissions.token_scopes_for(user), second_factor_at=time.time()
+    )
     return {"authorization": f"Bearer {secret}"}
 
 

@@ -264,9 +264,9 @@ def factories_accreditation(person):
 
 
 def test_pat_moderates_public_questions(client, pat, project):
-    from portal import public
+    from transparency import questions
 
-    question = public.submit_question(project, question="Will my GP records be used?", name="Sam")
+    question = questions.submit_question(project, question="Will my GP records be used?", name="Sam")
     client.force_login(pat)
     page = client.get(reverse("public_questions_moderation"))
     assert page.status_code == 200 and "Will my GP records be used?" in page.content.decode()

@@ -11,6 +11,7 @@ reach the code behind the lookups.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -77,7 +78,9 @@ def world(
     )
     queued_job = builders.walk(queued.jobs.get(), "queued", officer=olivia, researcher=alice)
     _, researcher = portal_services.create_token(alice, "schemathesis", by=alice, days=1)
-    _, officer = portal_services.create_token(olivia, "schemathesis", by=olivia, days=1)
+    _, officer = portal_services.create_token(
+        olivia, "schemathesis", by=olivia, days=1, scopes=["read", "review"], second_factor_at=time.time()
+    )
     _, agent = dispatch.issue_agent(tre_a, "schemathesis agent", by=olivia)
     world = World(
         headers={

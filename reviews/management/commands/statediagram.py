@@ -24,7 +24,7 @@ class Command(BaseCommand):
         elif check:
             if not TARGET.exists() or TARGET.read_text() != text:
                 raise CommandError(
-                    "docs/job-states.md differs from reviews/transitions.py; run manage.py statediagram --write",
+                    "docs/job-states.md differs from crates/transitions.py; run manage.py statediagram --write",
                     returncode=1,
                 )
             self.stdout.write("docs/job-states.md is current.")

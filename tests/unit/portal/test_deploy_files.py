@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from portal import audit
-from portal.public import all_digests, publish_audit_digest
+from transparency.digests import all_digests, publish_audit_digest
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))

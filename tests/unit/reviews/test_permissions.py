@@ -36,6 +36,8 @@ def _ask(question, user, job):
         return crate_permissions.can_view_request(user, job.request)
     if question == "resubmit":
         return user.is_authenticated and crate_permissions.can_resubmit(user, job.request)
+    if question == "cancel":
+        return crate_permissions.can_cancel(user, job)
     return getattr(permissions, f"can_{question}")(user, job)
 
 
@@ -66,7 +68,7 @@ def test_check_functions_raise_with_a_reason(new_job, bob, oscar):
 
 def test_a_finished_job_cannot_be_cancelled_by_anyone(new_job, everyone):
     job = new_job("rejected")
-    assert not any(permissions.can_cancel(everyone[name], job) for name in CAST)
+    assert not any(crate_permissions.can_cancel(everyone[name], job) for name in CAST)
 
 
 def test_requests_visible_to_each_person_match_can_view_request(new_job, everyone):

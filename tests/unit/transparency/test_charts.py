@@ -3,7 +3,7 @@
 import pytest
 from lxml import etree
 
-from portal import charts
+from transparency import charts
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -1,8 +1,9 @@
 """The public transparency pages: no sign-in, no script needed, cached for everyone.
 
-Each view asks `portal.public` (or `portal.dur`) for public records and renders them; none of them
-touches a model instance directly. Pages are cached under a prefix that `public.invalidate_public_pages`
-changes, so moderated answers and new digests show at once and registry changes within the TTL.
+Each view asks the transparency modules (records, statistics, digests, questions, dur) for public
+records and renders them; none of them touches a model instance directly. Pages are cached under a
+prefix that `page_cache.invalidate_public_pages` changes, so moderated answers and new digests show
+at once and registry changes within the TTL.
 """
 
 from functools import wraps
@@ -14,7 +15,8 @@ from django.utils import timezone
 from django.views.decorators.cache import cache_page
 from django.views.decorators.http import require_GET, require_http_methods, require_safe
 
-from portal import dur, public
+from transparency import digests, dur, page_cache, questions, records
+from transparency import statistics as public_statistics
 
 
 def public_page(view):
@@ -22,7 +24,7 @@ def public_page(view):
 
     @wraps(view)
     def wrapper(request, *args, **kwargs):
-        cached = cache_page(public.page_cache_seconds(), key_prefix=public.cache_prefix())(view)
+        cached = cache_page(page_cache.page_cache_seconds(), key_prefix=page_cache.cache_prefix())(view)
         return cached(request, *args, **kwargs)
 
     return require_safe(wrapper)
@@ -34,13 +36,13 @@ def _render(request, template, section, context=None, status=200):
 
 @public_page
 def home(request):
-    return _render(request, "public/home.html", "home", public.overview())
+    return _render(request, "public/home.html", "home", records.overview())
 
 
 @public_page
 def project_list(request):
     query = request.GET.get("q", "").strip()
-    page = public.project_page(query=query, page=request.GET.get("page"))
+    page = records.project_page(query=query, page=request.GET.get("page"))
     return _render(
         request,
         "public/project_list.html",
@@ -51,7 +53,7 @@ def project_list(request):
 
 @public_page
 def project_detail(request, identifier):
-    project = public.public_project(identifier)
+    project = records.public_project(identifier)
     if project is None:
         raise Http404("No approved project has that identifier.")
     return _render(request, "public/project_detail.html", "projects", {"project": project})
@@ -60,16 +62,16 @@ def project_detail(request, identifier):
 @require_http_methods(["GET", "POST"])
 def question_ask(request, identifier):
     """Not cached: the form carries a CSRF token and a fresh time-to-submit token."""
-    project = public.project_for_questions(identifier)
+    project = records.project_for_questions(identifier)
     if project is None:
         raise Http404("No approved project has that identifier.")
     status = 200
     if request.method == "POST":
-        allowed = public.allow_question_from(public.client_ip(request))
-        form = public.QuestionForm(request.POST, identifier=project.identifier, blocked=not allowed)
+        allowed = questions.allow_question_from(questions.client_ip(request))
+        form = questions.QuestionForm(request.POST, identifier=project.identifier, blocked=not allowed)
         if form.is_valid():
             if not form.is_spam:  # a robot filled the trap: it is told "sent" and nothing is kept
-                public.submit_question(
+                questions.submit_question(
                     project,
                     question=form.cleaned_data["question"],
                     name=form.cleaned_data["name"],
@@ -78,7 +80,7 @@ def question_ask(request, identifier):
             return redirect("public_question_sent", identifier=project.identifier)
         status = 429 if not allowed else 400
     else:
-        form = public.QuestionForm(identifier=project.identifier)
+        form = questions.QuestionForm(identifier=project.identifier)
     return _render(
         request, "public/question_form.html", "projects", {"form": form, "project": project}, status=status
     )
@@ -86,7 +88,7 @@ def question_ask(request, identifier):
 
 @require_GET
 def question_sent(request, identifier):
-    project = public.project_for_questions(identifier)
+    project = records.project_for_questions(identifier)
     if project is None:
         raise Http404("No approved project has that identifier.")
     return _render(request, "public/question_sent.html", "projects", {"project": project})
@@ -95,7 +97,7 @@ def question_sent(request, identifier):
 @require_safe
 def output_download(request, pk, name):
     """A released output the project published: a plain download, no sign-in."""
-    output = public.public_output_file(pk, name)
+    output = records.public_output_file(pk, name)
     if output is None:
         raise Http404("No published output has that address.")
     response = FileResponse(output.stored.open("rb"), as_attachment=True, filename=output.name)
@@ -105,21 +107,21 @@ def output_download(request, pk, name):
 
 @public_page
 def tre_list(request):
-    return _render(request, "public/tre_list.html", "tres", {"tres": public.public_tres()})
+    return _render(request, "public/tre_list.html", "tres", {"tres": records.public_tres()})
 
 
 @public_page
 def tre_detail(request, slug):
-    tre = public.public_tre(slug)
+    tre = records.public_tre(slug)
     if tre is None:
         raise Http404("No TRE has that name.")
-    page = public.project_page(tre_slug=slug, page=request.GET.get("page"))
+    page = records.project_page(tre_slug=slug, page=request.GET.get("page"))
     return _render(request, "public/tre_detail.html", "tres", {"tre": tre, "page": page})
 
 
 @public_page
 def statistics(request):
-    return _render(request, "public/statistics.html", "statistics", {"stats": public.statistics()})
+    return _render(request, "public/statistics.html", "statistics", {"stats": public_statistics.statistics()})
 
 
 @public_page
@@ -150,16 +152,16 @@ def data_use_register_download(request, fmt):
 
 @public_page
 def audit_digests(request):
-    check, form = None, public.DigestCheckForm(request.GET or None)
+    check, form = None, digests.DigestCheckForm(request.GET or None)
     if form.is_bound and form.is_valid():
-        check = public.check_digest(form.cleaned_data["count"], form.cleaned_data["hash"])
+        check = digests.check_digest(form.cleaned_data["count"], form.cleaned_data["hash"])
     return _render(
         request,
         "public/audit.html",
         "audit",
         {
-            "page": public.digest_page(request.GET.get("page")),
-            "latest": public.latest_digest(),
+            "page": digests.digest_page(request.GET.get("page")),
+            "latest": digests.latest_digest(),
             "form": form,
             "check": check,
         },
@@ -168,17 +170,17 @@ def audit_digests(request):
 
 @public_page
 def audit_digests_json(request):
-    digests = [
+    published = [
         {
             "date": d.date.isoformat(),
             "count": d.count,
             "hash": d.hash,
             "published_at": d.published_at.isoformat(timespec="seconds"),
         }
-        for d in public.all_digests()
+        for d in digests.all_digests()
     ]
     return JsonResponse(
-        {"algorithm": "sha256", "digests": digests},
+        {"algorithm": "sha256", "digests": published},
         json_dumps_params={"indent": 2},
         headers={"Content-Disposition": 'inline; filename="audit-digests.json"'},
     )

@@ -2,7 +2,7 @@
 
 import logging
 
-from portal import public
+from transparency import digests
 
 log = logging.getLogger(__name__)
 
@@ -10,10 +10,10 @@ log = logging.getLogger(__name__)
 def publish_audit_digest():
     """Daily: publish the digest of the audit chain's head (idempotent: once per day).
 
-    Raises `public.AuditChainBroken` when the chain fails verification, so the failed task shows
+    Raises `digests.AuditChainBroken` when the chain fails verification, so the failed task shows
     in the admin's task list; no digest is published for that day.
     """
-    event = public.publish_audit_digest()
+    event = digests.publish_audit_digest()
     log.info(
         "Audit digest for %s: %s events, head %s", event.object_id, event.after["count"], event.after["hash"]
     )

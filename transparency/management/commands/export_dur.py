@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from portal import dur
+from transparency import dur
 
 
 class Command(BaseCommand):

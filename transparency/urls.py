@@ -2,8 +2,8 @@
 
 from django.urls import path, re_path
 
-from portal.views import moderation
-from portal.views import public as views
+from transparency import moderation_views as moderation
+from transparency import views
 
 urlpatterns = [
     path("", views.home, name="public_home"),

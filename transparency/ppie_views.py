@@ -1,13 +1,18 @@
-"""The PPIE members' work page: lay summaries to read, questions to moderate, what was released."""
+"""The PPIE members' work page: lay summaries to read, questions to moderate, what was released.
+
+Here, above the registry, because it shows the public questions and published results too; the
+reviews themselves are `portal.ppie`.
+"""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from portal import permissions, ppie, public
+from portal import permissions, ppie
 from portal.models import PPIEReview, Project
 from portal.views.helpers import domain_errors_as_messages
+from transparency import questions, records
 
 
 @login_required
@@ -20,8 +25,8 @@ def ppie_home(request):
         {
             "waiting": waiting,
             "with_researcher": with_researcher,
-            "questions": public.questions_to_moderate(request.user).count(),
-            "results": public.all_published_results(),
+            "questions": questions.questions_to_moderate(request.user).count(),
+            "results": records.all_published_results(),
             "outcomes": PPIEReview.Outcome.choices,
         },
     )

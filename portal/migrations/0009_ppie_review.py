@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('portal', '0007_json_quote_function'),
+        ('portal', '0008_token_scopes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -12,10 +12,11 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from portal import dur, services
+from portal import services
 from portal.forms import ProjectForm
 from portal.models import Accreditation, ProjectApproval
 from tests import factories
+from transparency import dur
 
 pytestmark = pytest.mark.django_db
 

@@ -4,9 +4,9 @@ import pytest
 from django.core.exceptions import PermissionDenied
 
 from crates.models import Job
+from crates.transitions import TRANSITIONS, TransitionError, check_transition, transition
 from portal import audit
 from portal.audit import AuditEvent
-from reviews.transitions import TRANSITIONS, TransitionError, check_transition, transition
 from tests import builders
 
 pytestmark = pytest.mark.django_db
@@ -118,7 +118,7 @@ def test_suspension_remembers_where_to_return(new_job):
 
 
 def test_terminal_states_have_no_way_out():
-    from reviews.transitions import TERMINAL
+    from crates.transitions import TERMINAL
 
     assert not [pair for pair in TRANSITIONS if pair[0] in TERMINAL]
 

@@ -9,9 +9,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from portal import permissions, public
+from portal import permissions
 from portal.public_models import PublicQuestion
 from portal.views.helpers import domain_errors_as_messages, paginate
+from transparency import questions
 
 
 def officer_with_mfa(view):
@@ -33,9 +34,12 @@ def officer_with_mfa(view):
 
 @officer_with_mfa
 def moderation_queue(request):
-    page = paginate(request, public.questions_to_moderate(request.user), per_page=20)
+    page = paginate(request, questions.questions_to_moderate(request.user), per_page=20)
     forms = [
-        (question, public.ModerationForm(initial={"question": question.question}, prefix=f"q{question.pk}"))
+        (
+            question,
+            questions.ModerationForm(initial={"question": question.question}, prefix=f"q{question.pk}"),
+        )
         for question in page
     ]
     return render(request, "public/moderation.html", {"page": page, "forms": forms})
@@ -46,16 +50,16 @@ def moderation_queue(request):
 @domain_errors_as_messages
 def moderate(request, pk):
     question = get_object_or_404(PublicQuestion, pk=pk)
-    form = public.ModerationForm(request.POST, prefix=f"q{pk}")
+    form = questions.ModerationForm(request.POST, prefix=f"q{pk}")
     if not form.is_valid():
         raise ValidationError([error for errors in form.errors.values() for error in errors])
     data = form.cleaned_data
     if data["action"] == "publish":
-        public.publish_question(
+        questions.publish_question(
             question, by=request.user, answer=data["answer"], question_text=data["question"]
         )
         messages.success(request, "Published the question with your answer.")
     else:
-        public.reject_question(question, by=request.user, reason=data["reason"])
+        questions.reject_question(question, by=request.user, reason=data["reason"])
         messages.success(request, "The question will not be published.")
     return redirect("public_questions_moderation")

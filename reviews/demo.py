@@ -1,18 +1,22 @@
-"""Demo requests in several states, built with the portal's own request builder.
+"""The whole demo federation (`manage.py seed_demo`), and its requests in several states.
 
-Runs after the demo registry and the demo agents' workflows exist; idempotent (requests are
-matched by title).
+`seed()` seeds the registry (portal.demo), the demo agents and their workflows (crates.demo_agents),
+then demo requests built with the portal's own request builder and brought to several states by the
+review services: it lives here, in the highest layer it needs. Idempotent (requests are matched by
+title).
 """
 
 import json
 import tempfile
 from pathlib import Path
 
+from django.conf import settings
 from django.core.files import File
 
 from agent.demo_workflows import COHORT_QUERY
 from crates import builder, demo_agents, services
 from crates.models import Request
+from portal import demo
 from portal.models import TRE, ApprovedWorkflow, Decision, Project
 from reviews import services as reviews
 from reviews.models import CHECK_STEPS, Step
@@ -36,6 +40,16 @@ DEMO_REQUESTS = [
     ("Asthma admissions by month", "PRJ-2026-0002", ["taybridge"], AGE_SEX, "awaiting_review"),
     ("Linked deaths by postcode", "PRJ-2026-0001", ["nfhdn"], AGE_SEX, "rejected"),
 ]
+
+
+def seed(stdout=None):
+    """Create the demo federation: registry, agents and their workflows, requests. Returns the cast."""
+    cast = demo.seed_registry()
+    demo_agents.seed_demo_agents(cast["admin"], settings.DATA_DIR / "demo-agents")
+    seed_demo_requests(cast, stdout)
+    if stdout:
+        stdout.write(demo.summary())
+    return cast
 
 
 def _workflow_for(tres, workflow_id):

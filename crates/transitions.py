@@ -12,12 +12,11 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
+# Who may make a move: actor kinds, resolved against the job by crates.permissions.actor_kinds().
+from crates import signals
 from crates.models import Job
+from crates.permissions import AGENT, CHECKER, OFFICER, RESEARCHER, SYSTEM, actor_kinds
 from portal import audit, sqlrows
-from reviews import notifications
-
-# Who may make a move: actor kinds, resolved against the job by reviews.permissions.actor_kinds().
-from reviews.permissions import AGENT, CHECKER, OFFICER, RESEARCHER, SYSTEM, actor_kinds
 
 __all__ = ["AGENT", "CHECKER", "OFFICER", "RESEARCHER", "SYSTEM", "TRANSITIONS", "actor_kinds", "transition"]
 
@@ -183,4 +182,4 @@ def _move(job, to_state, *, by, message, extra):
         project=job.request.project,
     )
     if to_state == S.FAILED:
-        notifications.job_failed(job)
+        signals.job_failed.send(sender=Job, job=job)
