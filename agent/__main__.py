@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,6 +31,8 @@ def read_token(path: Path) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Until the runner takes over, Ctrl-C just ends the process (no KeyboardInterrupt traceback).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     parser = argparse.ArgumentParser(prog="python -m agent", description=__doc__.splitlines()[2])
     parser.add_argument(
         "--portal", required=True, help="the portal's address, e.g. https://portal.example.org"

@@ -23,8 +23,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 __all__ = [
+    "AcceptPolicy",
     "AgentConfig",
     "BitfountSettings",
+    "ContainerSettings",
     "ConfigError",
     "DataShieldSettings",
     "Dataset",
@@ -98,6 +100,41 @@ class SandboxSettings:
     require_network_isolation: bool = False
     cancel_grace_seconds: float = 15.0
     max_open_files: int = 1024
+
+
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_ULIMIT_RE = re.compile(r"^[a-z]+=-?\d+(:-?\d+)?$")
+
+
+@dataclass(frozen=True)
+class AcceptPolicy:
+    """What this TRE accepts, whatever the portal sends (``[accept]``); ``None`` means "not narrowed here".
+
+    ``projects`` are project identifiers as the portal names them; ``executors`` the executor names a route
+    may use; ``workflow_sha256`` the SHA-256 of the Workflow RO-Crate zips this TRE has vetted;
+    ``container_digests`` the only container images (``sha256:...``) a workflow may run. Containers are
+    deny-by-default: with no digests listed, no containerised step runs.
+    """
+
+    projects: frozenset[str] | None = None
+    executors: frozenset[str] | None = None
+    workflow_sha256: frozenset[str] | None = None
+    container_digests: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ContainerSettings:
+    """How CWL ``DockerRequirement`` steps run (``[containers]``): podman, from the local store only.
+
+    ``runtime`` and ``ulimits`` are passed to every ``podman run`` (some hosts need ``runc`` and explicit
+    ulimits); ``pids_limit`` caps processes per container; memory comes from the route's limits.
+    """
+
+    podman: Path = Path("/usr/bin/podman")
+    runtime: str | None = None
+    ulimits: tuple[str, ...] = ()
+    pids_limit: int = 512
 
 
 @dataclass(frozen=True)
@@ -193,6 +230,8 @@ class AgentConfig:
     work_dir: Path
     limits: Limits
     sandbox: SandboxSettings = SandboxSettings()
+    accept: AcceptPolicy = AcceptPolicy()
+    containers: ContainerSettings | None = None
     datasets: Mapping[str, Dataset] = field(default_factory=lambda: MappingProxyType({}))
     tes: TesSettings | None = None
     bitfount: BitfountSettings | None = None
@@ -296,11 +335,21 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path) -> AgentConfig:
     if "datashield" in data:
         datashield = _parse_datashield(root.table("datashield"))
 
+    accept = AcceptPolicy()
+    if "accept" in data:
+        accept = _parse_accept(root.table("accept"))
+
+    containers = None
+    if "containers" in data:
+        containers = _parse_containers(root.table("containers"))
+
     config = AgentConfig(
         tre=tre,
         work_dir=work_dir,
         limits=limits,
         sandbox=sandbox,
+        accept=accept,
+        containers=containers,
         datasets=MappingProxyType(datasets),
         tes=tes,
         bitfount=bitfount,
@@ -333,6 +382,50 @@ def _parse_dataset(name: str, table: Table) -> Dataset:
     if dsn is not None and not dsn.startswith(("postgresql://", "postgres://")) and "=" not in dsn:
         raise ConfigError(f"[datasets.{name}] postgresql_dsn: expected a postgresql:// URL or key=value DSN")
     return Dataset(name=name, sqlite_path=sqlite_path, postgresql_dsn=dsn, schema=schema)
+
+
+def _parse_accept(table: Table) -> AcceptPolicy:
+    from agent.executors import EXECUTORS
+
+    def names(key: str, pattern: re.Pattern[str] | None = None, hint: str = "") -> frozenset[str] | None:
+        values = table.string_list(key, default=None)
+        if values is None:
+            return None
+        for value in values:
+            if pattern is not None and not pattern.match(value):
+                raise ConfigError(f"[accept] {key}: {value!r} is not valid ({hint})")
+        return frozenset(values)
+
+    executors = names("executors")
+    unknown = sorted((executors or frozenset()) - set(EXECUTORS))
+    if unknown:
+        raise ConfigError(f"[accept] executors: {', '.join(unknown)} is not an executor of this agent")
+    policy = AcceptPolicy(
+        projects=names("projects"),
+        executors=executors,
+        workflow_sha256=names("workflow_sha256", _SHA256_RE, "64 lower-case hex digits"),
+        container_digests=names("container_digests", _DIGEST_RE, "sha256: then 64 lower-case hex digits")
+        or frozenset(),
+    )
+    table.finish()
+    return policy
+
+
+def _parse_containers(table: Table) -> ContainerSettings:
+    ulimits = table.string_list("ulimits", default=[])
+    for ulimit in ulimits:
+        if not _ULIMIT_RE.match(ulimit):
+            raise ConfigError(f"[containers] ulimits: {ulimit!r} is not NAME=SOFT[:HARD]")
+    settings = ContainerSettings(
+        podman=table.path("podman", default=ContainerSettings.podman),
+        runtime=table.string(
+            "runtime", default=None, pattern=re.compile(r"^[A-Za-z0-9_./-]+$"), hint="a runtime name or path"
+        ),
+        ulimits=tuple(ulimits),
+        pids_limit=table.integer("pids_limit", default=ContainerSettings.pids_limit, minimum=16),
+    )
+    table.finish()
+    return settings
 
 
 def _parse_tes(table: Table) -> TesSettings:
@@ -427,7 +520,13 @@ def _parse_workflows(entries: list[Table], config: AgentConfig) -> dict[tuple[st
         if (workflow_id, version) in routes:
             raise ConfigError(f"{where}: this workflow version is mapped twice")
         options_table = entry.table("options", default={})
-        options = EXECUTORS[executor].parse_options(options_table, config)
+        try:
+            executor_class = EXECUTORS[executor]
+        except ImportError as exc:
+            raise ConfigError(
+                f"{where}: the {executor} executor needs a Python package this agent lacks ({exc.name})"
+            ) from None
+        options = executor_class.parse_options(options_table, config)
         options_table.finish()
         limits = config.limits
         if "limits" in entry.data:

@@ -13,8 +13,9 @@
 * the agent is a ``SoftwareApplication`` whose ``provider`` is the TRE ``Organization``.
 
 :func:`write_result_crate` then writes a BagIt bag whose payload is exactly ``ro-crate-metadata.json``
-plus ``outputs/<declared outputs>``: no input data, no logs, no provenance and nothing from the
-agent's configuration. Each output is copied from the job's ``outputs/`` directory and checked against
+plus ``outputs/<declared outputs>`` and, for CWL runs, ``provenance/`` (a Provenance Run Crate stripped
+by :mod:`agent.provenance`): no input data, no logs, no host paths and nothing from the agent's
+configuration. Each output is copied from the job's ``outputs/`` directory and checked against
 the size and sha256 the executor recorded. The bag has sha512 manifests, keeps the request's
 ``External-Identifier``, and is zipped under one top-level directory.
 """
@@ -207,6 +208,7 @@ def write_result_crate(
     tre: TreIdentity,
     dest: Path,
     retrieval: WorkflowRetrieval | None = None,
+    provenance: Path | None = None,
 ) -> ResultCrate:
     """Write the result crate zip to ``dest`` (see the module docstring) and describe it.
 
@@ -216,6 +218,11 @@ def write_result_crate(
     if not _EXTERNAL_IDENTIFIER_RE.match(external_identifier):
         raise ResultCrateError("External-Identifier must be printable ASCII without spaces")
     metadata = update_metadata(request, result, tre=tre, retrieval=retrieval)
+    completed = result.status is ExecutionStatus.COMPLETED
+    if completed and provenance is not None and (provenance / "ro-crate-metadata.json").is_file():
+        _add_provenance_entity(metadata)
+    else:
+        provenance = None
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     bag_name = "result-" + (
@@ -227,8 +234,10 @@ def write_result_crate(
         (bag_dir / "ro-crate-metadata.json").write_text(
             json.dumps(metadata, indent=2, ensure_ascii=False) + "\n"
         )
-        for output in result.outputs if result.status is ExecutionStatus.COMPLETED else ():
+        for output in result.outputs if completed else ():
             _copy_verified(outputs_dir, output, bag_dir / "outputs")
+        if provenance is not None:
+            shutil.copytree(provenance, bag_dir / "provenance", symlinks=False)
         bag = bagit.make_bag(
             str(bag_dir),
             bag_info={
@@ -247,6 +256,41 @@ def write_result_crate(
     return ResultCrate(
         path=dest, sha256=sha256, size=dest.stat().st_size, external_identifier=external_identifier
     )
+
+
+PROVENANCE_PROFILE = "https://w3id.org/ro/wfrun/provenance/0.5"
+_PROVENANCE_FILES = (
+    ("ro-crate-metadata.json", "application/ld+json"),
+    ("packed.cwl", "application/x-yaml"),
+    ("README.md", "text/markdown"),
+)
+
+
+def _add_provenance_entity(metadata: dict[str, Any]) -> None:
+    """Describe ``provenance/``, the nested Provenance Run Crate, and its files.
+
+    The files are described as plain files: an ``about`` on the nested metadata file would make the
+    validators take ``provenance/`` for this crate's root.
+    """
+    graph: list[dict[str, Any]] = metadata["@graph"]
+    root = root_entity(metadata)
+    _replace(
+        graph,
+        {
+            "@id": "provenance/",
+            "@type": "Dataset",
+            "name": "Provenance of the run",
+            "description": "What ran, with which engine and container images, in which order, as a Provenance "
+            "Run Crate. Inputs and outputs are named but not included.",
+            "conformsTo": {"@id": PROVENANCE_PROFILE},
+            "hasPart": [{"@id": f"provenance/{name}"} for name, _ in _PROVENANCE_FILES],
+        },
+    )
+    for name, media_type in _PROVENANCE_FILES:
+        _replace(graph, {"@id": f"provenance/{name}", "@type": "File", "encodingFormat": media_type})
+    has_part = ids(root.get("hasPart"))
+    if "provenance/" not in has_part:
+        root["hasPart"] = [{"@id": identifier} for identifier in [*has_part, "provenance/"]]
 
 
 def _copy_verified(outputs_dir: Path, output: OutputFile, target_dir: Path) -> None:

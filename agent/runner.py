@@ -59,7 +59,7 @@ from agent.client import (
     Unavailable,
     WorkflowInfo,
 )
-from agent.config import AgentConfig, WorkflowNotApprovedError
+from agent.config import AcceptPolicy, AgentConfig, WorkflowNotApprovedError
 from agent.crate import CrateError, entity_index, ids, requested_run, root_entity, stage_parameters
 from agent.executors import execute
 from agent.executors.base import ExecutionStatus
@@ -280,6 +280,22 @@ def _signed_off(metadata: dict[str, Any]) -> bool:
         if "AssessAction" in kinds and SIGN_OFF in named and entity.get("actionStatus") == COMPLETED:
             return True
     return False
+
+
+def check_accepted(accept: AcceptPolicy, job: LeasedJob, executor: str) -> None:
+    """Refuse a job outside what this TRE's ``[accept]`` rules allow, whatever the portal approved."""
+    if accept.projects is not None and job.project not in accept.projects:
+        raise JobRefused(f"this TRE's own rules do not accept jobs of project {job.project!r}")
+    if accept.executors is not None and executor not in accept.executors:
+        raise JobRefused(f"this TRE's own rules do not accept workflows run by the {executor} executor")
+    if (
+        accept.workflow_sha256 is not None
+        and job.workflow is not None
+        and job.workflow.sha256 not in accept.workflow_sha256
+    ):
+        raise JobRefused(
+            f"this TRE's own rules do not accept the workflow crate with SHA-256 {job.workflow.sha256}"
+        )
 
 
 def check_workflow_named(metadata: dict[str, Any], workflow: WorkflowInfo) -> None:
@@ -625,6 +641,7 @@ class Runner:
             tre=self.config.tre,
             dest=directory.root / "results" / "results.zip",
             retrieval=prepared.retrieval,
+            provenance=directory.provenance / "released",
         )
         sha256 = declare_bagit_1_0(crate.path)
         size = crate.path.stat().st_size
@@ -651,6 +668,7 @@ class Runner:
         self._upload(job, directory, state, heartbeat)
 
     def _prepare(self, job: LeasedJob, directory: JobDirectory) -> PreparedJob:
+        accept = self.config.accept
         workflow = job.workflow
         if workflow is None:
             raise JobRefused("the portal names no workflow on this TRE's approved list for this job")
@@ -658,6 +676,7 @@ class Runner:
             route = self.config.route(workflow.id, workflow.version)
         except WorkflowNotApprovedError as exc:
             raise JobRefused(str(exc)) from None
+        check_accepted(self.config.accept, job, route.executor)
         try:
             crate = self.client.download_crate(job, directory.root / "request.zip")
         except (ChecksumMismatch, Refused) as exc:
@@ -674,6 +693,10 @@ class Runner:
             )
         except (ChecksumMismatch, Refused, ArchiveError) as exc:
             raise JobRefused(f"the approved workflow could not be fetched intact: {exc}") from None
+        if accept.workflow_sha256 is not None and packed.sha256 not in accept.workflow_sha256:
+            raise JobRefused(
+                f"this TRE's own rules do not accept the workflow crate with SHA-256 {packed.sha256}"
+            )
         retrieval = WorkflowRetrieval(
             started_at=fetch_started, ended_at=_now(), sha256=packed.sha256, source=job.workflow_url
         )

@@ -45,6 +45,7 @@ __all__ = [
     "SandboxError",
     "SandboxResult",
     "minimal_environment",
+    "probe_container_host_isolation",
     "probe_network_isolation",
     "run_sandboxed",
 ]
@@ -57,6 +58,10 @@ _ISOLATION_CANDIDATES: tuple[tuple[str, ...], ...] = (
     ("unshare", "--map-current-user", "--net", "--pid", "--fork", "--kill-child"),
     ("unshare", "--map-root-user", "--net", "--pid", "--fork", "--kill-child"),
 )
+# For cwltool driving podman: a network namespace only. A user namespace keeps podman from its image
+# store and a PID namespace without its own /proc breaks runc, so this needs the agent to run as root;
+# the containers get their own namespaces from podman.
+_CONTAINER_HOST_CANDIDATE: tuple[str, ...] = ("unshare", "--net", "--fork", "--kill-child")
 # How often the wait loop re-lists descendants; they are the processes killed at the end.
 _DESCENDANT_SCAN_SECONDS = 0.5
 
@@ -163,6 +168,27 @@ def probe_network_isolation() -> NetworkIsolation:
     return NetworkIsolation(False, (), "unavailable: " + "; ".join(reasons))
 
 
+@functools.cache
+def probe_container_host_isolation() -> NetworkIsolation:
+    """Whether cwltool (which starts podman) can run without network: a network namespace only."""
+    if shutil.which("unshare") is None:
+        return NetworkIsolation(False, (), "unavailable: no unshare command on PATH")
+    try:
+        completed = subprocess.run(
+            [*_CONTAINER_HOST_CANDIDATE, "true"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+            env={},
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return NetworkIsolation(False, (), f"unavailable: {exc}")
+    if completed.returncode != 0:
+        return NetworkIsolation(False, (), f"unavailable: {completed.stderr.strip() or completed.returncode}")
+    return NetworkIsolation(True, _CONTAINER_HOST_CANDIDATE, " ".join(_CONTAINER_HOST_CANDIDATE))
+
+
 def minimal_environment(
     *, path: str, home: Path, tmpdir: Path, extra: Mapping[str, str] | None = None
 ) -> dict[str, str]:
@@ -185,18 +211,20 @@ def run_sandboxed(
     cancel: threading.Event | None = None,
     grace_seconds: float = 15.0,
     poll_seconds: float = 0.05,
+    isolation: NetworkIsolation | None = None,
 ) -> SandboxResult:
     """Run ``argv`` to completion, timeout or cancellation, as described in the module docstring.
 
     ``env`` is the command's whole environment (build it with :func:`minimal_environment`). Output goes
     to the ``stdout`` and ``stderr`` files. Raises :class:`SandboxError` if ``require_network_isolation``
-    is set and the kernel does not allow it; the command is then not started.
+    is set and the kernel does not allow it; the command is then not started. ``isolation`` replaces the
+    probed default (see :func:`probe_container_host_isolation`).
     """
     if allow_network:
         prefix: tuple[str, ...] = ()
         isolated, network = False, "allowed"
     else:
-        isolation = probe_network_isolation()
+        isolation = isolation or probe_network_isolation()
         if not isolation.available and require_network_isolation:
             raise SandboxError(f"network isolation is required but {isolation.description}")
         prefix, isolated, network = isolation.prefix, isolation.available, isolation.description

@@ -202,7 +202,8 @@ class WorkflowSerializer(serializers.Serializer):
     settings = serializers.DictField(
         read_only=True,
         help_text="What this TRE approved for the workflow's analytics service: for datashield "
-        "{profile, functions}, for bitfount {pods, task, project_id}; empty for other executors.",
+        "{profile, functions}, for bitfount {pods, task, project_id}, for cwl {containers: the image "
+        "digests it may run} or empty; empty for other executors.",
     )
 
 

@@ -7,13 +7,17 @@
     out_dir/<slug>.toml     the agent's configuration (work directory out_dir/<slug>-work/)
 
 and registers the two demo workflows, packed into out_dir/workflows/, as approved at every demo TRE:
-the CWL "persons by age band and sex" table and the built-in cohort count. `python -m agent.demo`
+the CWL "persons by age band and sex" table and the built-in cohort count. Where podman works, it also
+builds the small image of `workflows/sex-counts-container/` into the local store and approves that
+containerised CWL workflow, with the image's digest, at one TRE (CONTAINER_TRE), whose agent accepts
+the same digest (`[accept]`, `[containers]`). `python -m agent.demo`
 starts one agent per TOML file. Running it again changes nothing that is already in place: a token
 file that still matches its agent is kept, datasets are not regenerated, workflows not re-registered.
 """
 
 import json
 import os
+import subprocess  # only to catch the image builder's errors
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +50,8 @@ class DemoWorkflow:
     language: str
     executor: str
     description: str
+    # Declared inputs as JSON; empty: read from the CWL workflow when it is registered.
+    inputs: str = ""
 
 
 AGE_SEX = DemoWorkflow(
@@ -67,8 +73,31 @@ COHORT_COUNT = DemoWorkflow(
     executor=ApprovedWorkflow.Executor.SQL_AGGREGATE,
     description="The agent's built-in safe count: a structured cohort query (input 'query', JSON) becomes "
     "one count of distinct persons, suppressed below the TRE's threshold and rounded.",
+    inputs=json.dumps(
+        [
+            {
+                "name": "query",
+                "type": "string",
+                "required": True,
+                "description": "The cohort query, as JSON (an RQuest 'cohort' object).",
+            }
+        ]
+    ),
 )
 WORKFLOWS = (AGE_SEX, COHORT_COUNT)
+SEX_COUNTS = DemoWorkflow(
+    key="sex-counts-container",
+    name="Persons by sex (in a container)",
+    workflow_id="https://portal.example.org/workflows/sex-counts-container",
+    version="1",
+    language=ApprovedWorkflow.Language.CWL,
+    executor=ApprovedWorkflow.Executor.CWL,
+    description="A CWL workflow whose one step runs sqlite3 in a container image approved by digest, "
+    "with no network; counts the persons of the TRE's dataset by sex. Input: born_from (optional).",
+)
+SEX_COUNTS_CRATE = Path(settings.BASE_DIR) / "workflows" / "sex-counts-container"
+CONTAINER_TRE = "cymru-sdb"
+CONTAINER_IMAGE = "localhost/five-safes/sqlite-counts:1"
 
 
 def seed_demo_agents(by, out_dir):
@@ -78,6 +107,7 @@ def seed_demo_agents(by, out_dir):
     tres = list(TRE.objects.filter(slug__in=[spec["slug"] for spec in demo.TRES]).order_by("slug"))
     packed = {workflow.key: _pack(workflow, out_dir / "workflows") for workflow in WORKFLOWS}
     registered = [_register(workflow, packed[workflow.key], tres, by=by) for workflow in WORKFLOWS]
+    container = _container_demo(out_dir, [tre for tre in tres if tre.slug == CONTAINER_TRE], by=by)
     agents = []
     for tre in tres:
         agents.append(_agent(tre, out_dir / f"{tre.slug}.token", by=by))
@@ -85,8 +115,48 @@ def seed_demo_agents(by, out_dir):
         if not dataset.exists():
             persons, seed = DATASETS.get(tre.slug, DEFAULT_DATASET)
             write_sqlite(generate(persons, seed), dataset)
-        (out_dir / f"{tre.slug}.toml").write_text(_agent_toml(tre, out_dir, registered))
+        toml = _agent_toml(tre, out_dir, registered)
+        if container is not None and tre.slug == CONTAINER_TRE:
+            toml += _container_toml(*container)
+        (out_dir / f"{tre.slug}.toml").write_text(toml)
     return agents
+
+
+def _container_demo(out_dir, tres, *, by):
+    """(workflow, image digest) of the containerised demo workflow, approved at `tres`; None without podman."""
+    from agent.container_image import ensure_image
+
+    if not tres:
+        return None
+    try:
+        image = ensure_image(CONTAINER_IMAGE, ["sh", "cat", "sqlite3"])
+    except (OSError, subprocess.SubprocessError):
+        return None  # no podman (or no sqlite3) here: the demo runs without a containerised workflow
+    digest = image["digests"][0]
+    directory = out_dir / "workflows"
+    directory.mkdir(parents=True, exist_ok=True)
+    packed = pack_workflow_crate(SEX_COUNTS_CRATE, directory / f"{SEX_COUNTS.key}.zip")
+    record = _register(SEX_COUNTS, packed, tres, by=by, approved_settings={"containers": [digest]})
+    return record, digest
+
+
+def _container_toml(workflow, digest):
+    return f"""
+[accept]
+container_digests = [{_toml(digest)}]
+
+[containers]
+runtime = "runc"
+ulimits = ["nofile=20000:20000", "nproc=4096:4096"]
+
+[[workflows]]
+id = {_toml(workflow.workflow_id)}
+version = {_toml(workflow.version)}
+executor = "cwl"
+[workflows.options]
+dataset = "omop"
+provenance = true
+"""
 
 
 def _pack(workflow, directory):
@@ -163,7 +233,7 @@ def _officer_of(tre, by):
 
 
 @transaction.atomic
-def _register(workflow, packed, tres, *, by):
+def _register(workflow, packed, tres, *, by, approved_settings=None):
     record = ApprovedWorkflow.objects.filter(
         workflow_id=workflow.workflow_id, version=workflow.version
     ).first()
@@ -177,6 +247,7 @@ def _register(workflow, packed, tres, *, by):
                 "language": workflow.language,
                 "executor": workflow.executor,
                 "description": workflow.description,
+                "declared_inputs": workflow.inputs,
             },
             {
                 "crate": SimpleUploadedFile(
@@ -193,7 +264,9 @@ def _register(workflow, packed, tres, *, by):
             continue
         officer = _officer_of(tre, by)
         approval = approval or services.request_workflow_approval(record, tre, by=officer)
-        services.decide_workflow(approval, Decision.APPROVED, "Demo workflow.", by=officer)
+        services.decide_workflow(
+            approval, Decision.APPROVED, "Demo workflow.", by=officer, settings=approved_settings
+        )
     return record
 
 

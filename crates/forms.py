@@ -1,10 +1,13 @@
 """Forms researchers use to submit crates: upload one, or have the portal build it."""
 
+from pathlib import Path
+
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.template.defaultfilters import filesizeformat
 
-from portal import permissions
+from portal import permissions, workflow_inputs
 from portal.models import TRE, ApprovedWorkflow, Dataset, Decision, Project
 
 
@@ -88,6 +91,10 @@ class ResubmitForm(forms.Form):
 
 
 class BuildRequestForm(_RequestFields):
+    """The request builder. A workflow that declares its inputs gets one typed field per input
+    (``input_<name>``), checked by :func:`portal.workflow_inputs.check`; one that does not takes
+    free ``name=value`` parameters and input files named after their parameter."""
+
     workflow = forms.ModelChoiceField(queryset=ApprovedWorkflow.objects.none(), label="Approved workflow")
     datasets = forms.ModelMultipleChoiceField(
         queryset=Dataset.objects.none(), widget=forms.CheckboxSelectMultiple, required=False
@@ -102,6 +109,77 @@ class BuildRequestForm(_RequestFields):
         help_text="Input files to include in the crate (small files only: no personal data).",
     )
 
+    def __init__(self, *args, kept_files=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        tres = self.fields["tres"].queryset
+        self.fields["workflow"].queryset = ApprovedWorkflow.objects.filter(
+            approvals__tre__in=tres, approvals__status=Decision.APPROVED
+        ).distinct()
+        self.fields["datasets"].queryset = Dataset.objects.filter(tre__in=tres).select_related("tre")
+        # Files of the previous version a resubmission keeps unless replaced: {input name: file name}.
+        self.kept_files = dict(kept_files or {})
+        self.chosen_workflow = self._chosen_workflow()
+        self.declared = self.chosen_workflow.inputs if self.chosen_workflow else None
+        if self.declared is not None:
+            del self.fields["parameters"]
+            del self.fields["inputs"]
+            for entry in self.declared:
+                self.fields[f"input_{entry['name']}"] = self._typed_field(entry)
+        elif self.kept_files:
+            self.fields["inputs"].help_text += (
+                " Kept from the last version unless you add a file for the same input: "
+                + ", ".join(sorted(self.kept_files.values()))
+                + "."
+            )
+
+    def _chosen_workflow(self):
+        key = self.data.get("workflow") if self.is_bound else self.initial.get("workflow")
+        key = getattr(key, "pk", key)
+        if not key or not str(key).isdigit():
+            return None
+        return self.fields["workflow"].queryset.filter(pk=key).first()
+
+    def _typed_field(self, entry):
+        kind, name = entry["type"], entry["name"]
+        hint = [entry.get("description") or ""]
+        if entry.get("default") is not None:
+            hint.append(f"Default: {entry['default']}.")
+        kept = self.kept_files.get(name) if kind == "File" else None
+        if kept:
+            hint.append(f"Leave empty to keep {kept} from the last version.")
+        options = {
+            "label": name,
+            "required": entry["required"] and not kept,
+            "help_text": " ".join(h for h in hint if h),
+            "error_messages": {
+                "required": f"{name} is required: attach the file."
+                if kind == "File"
+                else f"{name} is required ({workflow_inputs.TYPES[kind]})."
+            },
+        }
+        if kind == "File":
+            return forms.FileField(**options)
+        initial = entry.get("default")
+        if entry.get("allowed"):
+            choices = [("", "Choose one" if entry["required"] else "Use the default")]
+            choices += [(str(a), str(a)) for a in entry["allowed"]]
+            return forms.ChoiceField(choices=choices, initial=initial, **options)
+        if kind == "boolean":
+            default = {True: "yes", False: "no"}.get(initial, "none")
+            choices = [("", f"Use the default ({default})"), ("true", "Yes"), ("false", "No")]
+            return forms.ChoiceField(choices=choices, **options)
+        attrs = {"int": {"inputmode": "numeric"}, "float": {"inputmode": "decimal"}}.get(kind, {})
+        return forms.CharField(initial=initial, widget=forms.TextInput(attrs=attrs), **options)
+
+    @property
+    def typed_fields(self):
+        return [self[f"input_{entry['name']}"] for entry in self.declared or []]
+
+    @property
+    def general_fields(self):
+        """The visible fields but the workflow's typed inputs and the resubmission message."""
+        return [f for f in self.visible_fields() if not f.name.startswith("input_") and f.name != "message"]
+
     def clean_inputs(self):
         files = self.cleaned_data.get("inputs") or []
         limit = settings.PORTAL_BUILDER_MAX_INPUT_BYTES
@@ -114,14 +192,6 @@ class BuildRequestForm(_RequestFields):
         if len(names) != len(set(names)):
             raise forms.ValidationError("Two input files have the same name.")
         return files
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        tres = self.fields["tres"].queryset
-        self.fields["workflow"].queryset = ApprovedWorkflow.objects.filter(
-            approvals__tre__in=tres, approvals__status=Decision.APPROVED
-        ).distinct()
-        self.fields["datasets"].queryset = Dataset.objects.filter(tre__in=tres).select_related("tre")
 
     def clean_parameters(self):
         parameters = []
@@ -137,6 +207,41 @@ class BuildRequestForm(_RequestFields):
             raise forms.ValidationError("Each parameter name may appear only once.")
         return parameters
 
+    def _clean_typed_inputs(self, cleaned, workflow):
+        """Check the typed fields against the declaration; give the builder parameters and named files."""
+        values, files = {}, {}
+        for entry in self.declared:
+            name = entry["name"]
+            value = cleaned.get(f"input_{name}")
+            if entry["type"] == "File":
+                if value:
+                    files[name] = value
+                elif name in self.kept_files:
+                    files[name] = None  # kept from the last version
+            elif value not in (None, ""):
+                values[name] = value
+        uploads = [f for f in files.values() if f is not None]
+        total = sum(f.size for f in uploads)
+        if total > settings.PORTAL_BUILDER_MAX_INPUT_BYTES:
+            self.add_error(
+                None,
+                f"Input files add up to {filesizeformat(total)}; the limit is "
+                f"{filesizeformat(settings.PORTAL_BUILDER_MAX_INPUT_BYTES)}.",
+            )
+        try:
+            converted = workflow_inputs.check(self.declared, values, files, workflow_name=str(workflow))
+        except ValidationError as exc:
+            for name, problems in exc.message_dict.items():
+                field = f"input_{name}"
+                if field not in self.fields:
+                    self.add_error(None, problems)
+                elif field not in self.errors:  # a required field left empty has said so already
+                    self.add_error(field, problems)
+            return
+        cleaned["parameters"] = list(converted.items())
+        cleaned["inputs"] = [(name, upload) for name, upload in files.items() if upload is not None]
+        cleaned["kept_inputs"] = [name for name, upload in files.items() if upload is None]
+
     def clean(self):
         cleaned = super().clean()
         tres, workflow, datasets = cleaned.get("tres"), cleaned.get("workflow"), cleaned.get("datasets")
@@ -151,4 +256,26 @@ class BuildRequestForm(_RequestFields):
             foreign = [d.name for d in datasets if d.tre_id not in {t.pk for t in tres}]
             if foreign:
                 self.add_error("datasets", f"Not held by the chosen TREs: {', '.join(foreign)}.")
+        if workflow is not None and self.declared is not None:
+            self._clean_typed_inputs(cleaned, workflow)
+        else:
+            # Free-form inputs: a file is the input named by its file name without suffix.
+            replaced = {Path(f.name).stem for f in cleaned.get("inputs") or []}
+            cleaned["kept_inputs"] = [name for name in self.kept_files if name not in replaced]
         return cleaned
+
+
+class ResubmitBuildForm(BuildRequestForm):
+    """The builder for a new version of an existing request: its project and TREs stay as they are."""
+
+    message = forms.CharField(
+        label="What you changed",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="The officers see this beside what changed since the last version.",
+    )
+
+    def fix_request(self, req):
+        for name in ("project", "tres"):
+            self.fields[name].disabled = True
+        self.fields["project"].queryset = Project.objects.filter(pk=req.project_id)
+        self.fields["tres"].queryset = req.tres.all()

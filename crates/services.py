@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from crates import crosscheck as crosschecks
 from crates import permissions as crate_permissions
-from crates import signals
+from crates import signals, versions
 from crates import summary as summaries
 from crates.fivesafes import writeback
 from crates.fivesafes.errors import CrateRefused
@@ -35,7 +35,7 @@ from crates.fivesafes.zipbag import verify_zip_bag
 from crates.models import CrateRefusal, Job, Request, RequestVersion
 from crates.transitions import transition
 from portal import audit
-from portal.models import Decision, ProjectApproval
+from portal.models import ApprovedWorkflow, Decision, ProjectApproval
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +220,7 @@ def validate_version(version_id):
         # payload written to disk (crates.fivesafes.zipbag).
         with stored_copy(version.crate) as archive:
             bag = verify_zip_bag(archive, crate_limits())
+            digests = versions.manifest_digests(archive)
         doc = load_metadata(bag.metadata, limits=crate_limits())
     except CrateRefused as refusal:
         return _finish_invalid(version, refusal=refusal, started=started)
@@ -247,8 +248,17 @@ def validate_version(version_id):
             "ro-crate-metadata.json",
         )
         return _finish_invalid(version, refusal=refusal, started=started)
-    summary = summaries.summarise(doc)
+    summary = versions.add_checksums(summaries.summarise(doc), digests)
     findings = crosschecks.crosscheck(summary, version.request)
+    workflow = ApprovedWorkflow.objects.filter(pk=findings.get("workflow_pk")).first()
+    problems = versions.input_problems(summary, workflow)
+    if problems:
+        refusal = CrateRefused(
+            "inputs.invalid",
+            f"The inputs do not fit {workflow}: " + " ".join(problems),
+            "ro-crate-metadata.json",
+        )
+        return _finish_invalid(version, refusal=refusal, started=started)
     with transaction.atomic():
         version = RequestVersion.objects.select_for_update(of=("self",)).get(pk=version_id)
         if not _still_ours(version, started):
@@ -395,12 +405,17 @@ def _open_jobs(version, workflow_pk):
             )
             signals.review_needed.send(sender=Job, job=job)
         elif job.status == Job.Status.CHANGES_REQUESTED:
+            previous = job.version
             Job.objects.filter(pk=job.pk).update(
                 version=version, metadata=json.loads(json.dumps(version.metadata)), workflow_id=workflow_pk
             )
             job.datasets.set(tre.datasets.filter(identifier__in=dataset_ids))
             transition(
                 job, Job.Status.AWAITING_REVIEW, by=version.created_by, extra={"version": version.number}
+            )
+            job.refresh_from_db()
+            signals.job_resubmitted.send(
+                sender=Job, job=job, previous_version=previous, version=version, by=version.created_by
             )
             signals.review_needed.send(sender=Job, job=job)
 

@@ -11,6 +11,11 @@ from django.dispatch import Signal
 # version. Sent with `job`.
 review_needed = Signal()
 
+# A job that waited for changes moved to a new version of its request. Sent with `job` (now on the new
+# version), `previous_version`, `version` and `by` (who made the version). Reviews carries over the step
+# decisions the change did not touch.
+job_resubmitted = Signal()
+
 # An agent's results crate was verified and stored and the job moved to "outputs returned". Sent with
 # `upload` (the ResultUpload).
 results_returned = Signal()

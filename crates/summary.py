@@ -176,7 +176,7 @@ def diff(old, new):
         )
     for section, key, label in (
         ("people", "orcid", "Person"),
-        ("inputs", "id", "Input"),
+        ("inputs", "name", "Input"),
         ("datasets", "id", "Dataset"),
     ):
         before = {
@@ -193,7 +193,16 @@ def diff(old, new):
             changes.append((section, f"{label} removed: {before[ident].get('name') or ident}"))
         for ident in before.keys() & after.keys():
             if before[ident] != after[ident]:
-                if section == "inputs" and before[ident].get("value") != after[ident].get("value"):
+                old_sum, new_sum = before[ident].get("checksum"), after[ident].get("checksum")
+                if section == "inputs" and old_sum and new_sum and old_sum != new_sum:
+                    changes.append(
+                        (
+                            section,
+                            f"{label} {after[ident].get('name')}: the file {after[ident].get('file') or ident} "
+                            f"has different contents (checksum {_short(old_sum)} before, {_short(new_sum)} now)",
+                        )
+                    )
+                elif section == "inputs" and before[ident].get("value") != after[ident].get("value"):
                     changes.append(
                         (
                             section,
@@ -206,3 +215,9 @@ def diff(old, new):
     if (old or {}).get("project") != (new or {}).get("project"):
         changes.append(("project", "The project named in the crate changed"))
     return changes
+
+
+def _short(checksum):
+    """'sha512:1a2b3c4d5e6f' for people: the algorithm and the first twelve hex digits."""
+    algorithm, _, digest = checksum.partition(":")
+    return f"{algorithm}:{digest[:12]}" if digest else checksum[:12]

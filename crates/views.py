@@ -14,11 +14,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from crates import builder, explain, services
+from crates import builder, explain, services, versions
 from crates import permissions as crate_permissions
 from crates import summary as summaries
 from crates.fivesafes.errors import CrateRefused
-from crates.forms import BuildRequestForm, ResubmitForm, UploadRequestForm
+from crates.forms import BuildRequestForm, ResubmitBuildForm, ResubmitForm, UploadRequestForm
 from crates.models import Job, Request, RequestVersion
 from portal import audit, permissions, plain
 from portal.views.helpers import add_form_errors, paginate
@@ -67,26 +67,69 @@ def request_create(request):
     return _submit_page(request, form, title="Submit a crate")
 
 
+def _initial_from_query(query):
+    """The builder's starting values from a GET (the workflow picked before its inputs are shown)."""
+    initial = {
+        key: query.get(key) for key in ("project", "workflow", "title", "description") if query.get(key)
+    }
+    for key in ("tres", "datasets"):
+        if query.getlist(key):
+            initial[key] = query.getlist(key)
+    return initial
+
+
+def _builder_page(request, form, *, title, req=None, base=None):
+    # Choosing a workflow shows its inputs at once (htmx); without JavaScript, a button does it.
+    form.fields["workflow"].widget.attrs.update(
+        {
+            "hx-get": request.path,
+            "hx-trigger": "change",
+            "hx-target": "#workflow-inputs",
+            "hx-select": "#workflow-inputs",
+            "hx-swap": "outerHTML",
+            "hx-include": "closest form",
+        }
+    )
+    return render(
+        request,
+        "crates/request_build.html",
+        {"form": form, "title": title, "req": req, "base": base, "workflow": form.chosen_workflow},
+    )
+
+
+def _build_crate(request, data, scratch, *, base=None):
+    """Build the crate from a valid builder form; return the ZIP's path."""
+    kept = versions.extract_kept(base, data.get("kept_inputs", []), scratch) if base else []
+    return builder.build_for_request(
+        user=request.user,
+        project=data["project"],
+        tres=list(data["tres"]),
+        workflow=data["workflow"],
+        datasets=list(data["datasets"]),
+        parameters=data["parameters"],
+        inputs=data["inputs"],
+        kept=kept,
+        title=data["title"],
+        description=data["description"],
+        scratch=Path(scratch),
+    )
+
+
 @login_required
+@vary_on_headers("HX-Request")
 def request_build(request):
     """The portal builds the crate from a form, packs it as a BagIt ZIP, and submits it."""
-    form = BuildRequestForm(request.POST or None, request.FILES or None, user=request.user)
+    form = BuildRequestForm(
+        request.POST or None,
+        request.FILES or None,
+        user=request.user,
+        initial=_initial_from_query(request.GET),
+    )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         with tempfile.TemporaryDirectory(prefix="build-") as scratch:
             try:
-                zip_path = builder.build_for_request(
-                    user=request.user,
-                    project=data["project"],
-                    tres=list(data["tres"]),
-                    workflow=data["workflow"],
-                    datasets=list(data["datasets"]),
-                    parameters=data["parameters"],
-                    inputs=data["inputs"],
-                    title=data["title"],
-                    description=data["description"],
-                    scratch=Path(scratch),
-                )
+                zip_path = _build_crate(request, data, scratch)
                 with zip_path.open("rb") as handle:
                     submitted = services.submit_request(
                         by=request.user,
@@ -101,7 +144,50 @@ def request_build(request):
             else:
                 messages.success(request, "The crate was built and submitted. It is being checked now.")
                 return redirect(submitted)
-    return _submit_page(request, form, title="Build a request", template="crates/request_build.html")
+    return _builder_page(request, form, title="Build a request")
+
+
+@login_required
+@vary_on_headers("HX-Request")
+def request_edit(request, pk):
+    """Edit and resubmit: the builder, filled from the last version; the new crate is the next version."""
+    req = _get_request(request.user, pk)
+    crate_permissions.check_resubmit(request.user, req)
+    latest = req.latest_version
+    asked = req.jobs.filter(status=Job.Status.CHANGES_REQUESTED).exists()
+    if latest is None or not latest.is_final or (latest.status == RequestVersion.Status.VALID and not asked):
+        messages.error(request, "No TRE has asked for changes, so there is nothing to resubmit.")
+        return redirect(req)
+    base = versions.base_version(req)
+    if base is None:
+        messages.error(
+            request, "No version of this request passed its checks; upload a corrected crate instead."
+        )
+        return redirect(req)
+    initial, kept = versions.prefill(req, base)
+    if request.method == "GET" and request.GET.get("workflow"):
+        initial.update(_initial_from_query(request.GET))
+    form = ResubmitBuildForm(
+        request.POST or None, request.FILES or None, user=request.user, initial=initial, kept_files=kept
+    )
+    form.fix_request(req)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        with tempfile.TemporaryDirectory(prefix="build-") as scratch:
+            try:
+                zip_path = _build_crate(request, data, scratch, base=base)
+                with zip_path.open("rb") as handle:
+                    services.add_version(
+                        req, by=request.user, upload=File(handle, name=zip_path.name), message=data["message"]
+                    )
+            except (ValidationError, PermissionDenied) as exc:
+                add_form_errors(form, exc if isinstance(exc, ValidationError) else ValidationError(str(exc)))
+            except CrateRefused as refusal:
+                form.add_error(None, refusal.message)
+            else:
+                messages.success(request, "New version built and received. It is being checked now.")
+                return redirect(req)
+    return _builder_page(request, form, title=f"Edit and resubmit request #{req.pk}", req=req, base=base)
 
 
 def _get_request(user, pk):
@@ -143,6 +229,9 @@ def request_detail(request, pk):
     }
     context["jobs_poll_seconds"] = _poll_seconds(jobs)
     context["failures"] = [(job, explain.failure(job)) for job in jobs if job.status == Job.Status.FAILED]
+    if context["can_resubmit"]:
+        context["edit_base"] = next((v for v in versions if v.summary), None)
+        context["can_edit"] = context["edit_base"] is not None
     template = "crates/request_detail.html"
     if request.htmx and request.htmx.target == "request-jobs":
         template += "#request-jobs"

@@ -347,7 +347,7 @@ def summary():
         lines.append(line)
     lines += [
         "Officers, checkers, the auditor and the admin need a one-time code at sign-in: add the secret to an",
-        "authenticator app, or print the current code with: python manage.py demo_totp olivia",
+        "authenticator app, or print the current code with: .venv/bin/python manage.py demo_totp olivia",
         "",
     ]
     return "\n".join(lines)

@@ -1,13 +1,14 @@
 """Registry forms. A refused form saves nothing and says what to fix, field by field."""
 
 import hashlib
+import json
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.validators import MaxValueValidator
 
-from portal import permissions
+from portal import permissions, workflow_inputs
 from portal.models import (
     TRE,
     Accreditation,
@@ -308,9 +309,42 @@ class AgreementForm(DateRangeMixin, forms.ModelForm):
 
 
 class WorkflowForm(forms.ModelForm):
+    declared_inputs = forms.CharField(
+        label="Inputs (optional)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "class": "portal-mono"}),
+        help_text="Leave empty to read them from the CWL workflow in the crate. Or give them as JSON, e.g. "
+        '[{"name": "reference_year", "type": "int", "required": false, "default": 2025, '
+        '"allowed": [], "description": "Year ages are computed at"}]. Types: '
+        + ", ".join(workflow_inputs.TYPES)
+        + ".",
+    )
+
     class Meta:
         model = ApprovedWorkflow
         fields = ["name", "workflow_id", "version", "sha256", "language", "executor", "description", "crate"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.inputs is not None:
+            self.initial.setdefault("declared_inputs", json.dumps(self.instance.inputs, indent=1))
+
+    def clean_declared_inputs(self):
+        text = self.cleaned_data.get("declared_inputs", "").strip()
+        return workflow_inputs.parse(text) if text else None
+
+    def save(self, commit=True):
+        workflow = super().save(commit=False)
+        declared = self.cleaned_data.get("declared_inputs")
+        crate = self.cleaned_data.get("crate")
+        if declared is not None:
+            workflow.inputs = declared
+        elif crate and hasattr(crate, "read") and not getattr(crate, "_committed", False):
+            workflow.inputs = workflow_inputs.from_crate(crate)
+        if commit:
+            workflow.save()
+            self.save_m2m()
+        return workflow
 
     def clean_sha256(self):
         return self.cleaned_data["sha256"].strip().lower()

@@ -527,6 +527,13 @@ class ApprovedWorkflow(models.Model):
     executor = models.CharField(max_length=20, choices=Executor.choices)
     description = models.TextField(blank=True)
     crate = models.FileField(upload_to="workflows/", blank=True, help_text="The Workflow RO-Crate zip.")
+    # What a request gives the workflow (see portal.workflow_inputs); null: not declared, any name=value.
+    inputs = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The inputs a request gives the workflow: name, type, required, default, allowed values, "
+        "description. Read from the CWL inputs when the crate is registered, unless given.",
+    )
     tres = models.ManyToManyField(TRE, through="WorkflowApproval", related_name="workflows")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -6,11 +6,15 @@ So the TRE's approval of such a workflow also fixes what the call may use (Safe 
 
 ``datashield``
     ``{"profile": "<Opal DataSHIELD profile>", "functions": ["meanDS", "tableDS", ...]}``: the profile
-    the agent opens sessions with and the aggregate functions a request may call. The agent refuses any
+    the agent opens sessions with and the aggregate (and assign) functions a request may call. The agent refuses any
     other function before anything runs, and also checks the server's own list for the profile.
 ``bitfount``
     ``{"pods": ["<owner>/<pod>", ...], "task": {"algorithm": "...", "protocol": "..."},
     "project_id": "..."}``: the pods a request may address and the one algorithm and protocol it may run.
+``cwl`` (optional)
+    ``{"containers": ["sha256:<64 hex>", ...]}``: the container images, by digest, a CWL workflow with a
+    ``DockerRequirement`` may run. The agent runs an image only when its digest is both here and in the
+    TRE's own ``agent.toml``; a CWL approval without digests runs no container.
 
 These settings travel to the agent with each job (``workflow.settings`` in the agent API) and appear in
 the Safe Settings evidence of every review.
@@ -33,6 +37,7 @@ _R_FUNCTION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._]{0,99}$")
 _POD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _DOTTED_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _PROJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 def needs_settings(executor: str) -> bool:
@@ -69,9 +74,7 @@ def clean(executor: str, data: Mapping[str, Any] | None) -> dict[str, Any]:
             raise ValidationError(
                 {"profile": "Name the DataSHIELD profile (letters, digits, '.', '_', '-')."}
             )
-        functions = _names(
-            data.get("functions"), _R_FUNCTION_RE, "DataSHIELD aggregate functions", "functions"
-        )
+        functions = _names(data.get("functions"), _R_FUNCTION_RE, "DataSHIELD functions", "functions")
         return {"profile": profile, "functions": functions}
     if executor == "bitfount":
         pods = _names(data.get("pods"), _POD_RE, "pod identifiers (owner/pod)", "pods")
@@ -97,6 +100,15 @@ def clean(executor: str, data: Mapping[str, Any] | None) -> dict[str, Any]:
                 )
             cleaned["project_id"] = project_id
         return cleaned
+    if executor == "cwl":
+        containers = data.get("containers")
+        if not containers or (isinstance(containers, str) and not containers.strip()):
+            return {}
+        return {
+            "containers": _names(
+                containers, _DIGEST_RE, "container image digests (sha256: and 64 hex digits)", "containers"
+            )
+        }
     return {}
 
 
@@ -113,6 +125,8 @@ def from_form(executor: str, post: Mapping[str, Any]) -> dict[str, Any]:
             },
             "project_id": post.get("service_project_id", ""),
         }
+    if executor == "cwl":
+        return {"containers": post.get("service_containers", "")}
     return {}
 
 
@@ -134,4 +148,6 @@ def describe(executor: str, settings: Mapping[str, Any] | None) -> str:
         if settings.get("project_id"):
             text += f" in Bitfount project {settings['project_id']}"
         return text + "."
+    if executor == "cwl" and settings.get("containers"):
+        return "Container images it may run (by digest): " + ", ".join(settings["containers"]) + "."
     return ""

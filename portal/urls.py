@@ -27,6 +27,9 @@ urlpatterns = [
     path("workflows/new/", registry.workflow_edit, name="workflow_create"),
     path("workflows/<int:pk>/", registry.workflow_detail, name="workflow_detail"),
     path("workflows/<int:pk>/edit/", registry.workflow_edit, name="workflow_edit"),
+    path("workflows/<int:pk>/files/", registry.workflow_files, name="workflow_files"),
+    path("workflows/<int:pk>/crate.zip", registry.workflow_crate, name="workflow_crate"),
+    path("workflows/<int:pk>/changes/", registry.workflow_diff, name="workflow_diff"),
     path(
         "workflows/<int:pk>/request-approval/",
         registry.workflow_request_approval,

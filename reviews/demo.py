@@ -24,11 +24,14 @@ from reviews.models import CHECK_STEPS, Step
 # The demo agents' workflows, and inputs each really takes (a request naming an input its workflow does
 # not have is refused by the agent).
 AGE_SEX = (demo_agents.AGE_SEX.workflow_id, [("reference_year", "2025")])
+SEX_COUNTS = (demo_agents.SEX_COUNTS.workflow_id, [("born_from", "1940")])
 COHORT = (demo_agents.COHORT_COUNT.workflow_id, [("query", json.dumps(json.loads(COHORT_QUERY.read_text())))])
 
 DEMO_REQUESTS = [
     # (title, project, TRE slugs, (workflow id, parameters), what happens to each job)
     ("Recovery after COVID-19 by age band", "PRJ-2026-0001", ["cymru-sdb", "nfhdn"], AGE_SEX, "queued"),
+    # Runs in a container at cymru-sdb; skipped where the demo has no podman (no approved workflow then).
+    ("Persons by sex, counted in a container", "PRJ-2026-0001", ["cymru-sdb"], SEX_COUNTS, "queued"),
     ("Re-consultation within 90 days", "PRJ-2026-0001", ["cymru-sdb"], COHORT, "in_review"),
     (
         "Inhaler prescriptions after high-pollution days",

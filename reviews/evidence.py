@@ -276,6 +276,8 @@ def safe_settings(job, today):
                 "settings this workflow may use; the agent will refuse the job.",
             )
         )
+    if approved and workflow.executor == "cwl" and approval.service_settings.get("containers"):
+        findings.append(_finding("containers", True, f"At {job.tre}: {approval.service_description}"))
     allowed = job.tre.allowed_executors
     ok = not allowed or workflow.executor in allowed
     findings.append(

@@ -49,6 +49,10 @@ class StepDecision(models.Model):
     evidence = models.JSONField(help_text="The automated evidence as shown when deciding.")
     decided_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
     decided_at = models.DateTimeField()
+    # A decision carried over to a resubmitted version, because what it rests on did not change.
+    carried_from = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="carried_to"
+    )
 
     objects = ImmutableQuerySet.as_manager()
 
@@ -73,6 +77,25 @@ class StepDecision(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("A decision, once recorded, cannot be deleted.")
+
+
+class CarryOver(models.Model):
+    """What happened to one job's step decisions when it moved to a resubmitted version, and why.
+
+    ``steps`` lists, in review order, ``{"step", "carried": bool, "reason"}``: a plain sentence each.
+    """
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="carry_overs")
+    version = models.ForeignKey(RequestVersion, on_delete=models.PROTECT, related_name="+")
+    from_version = models.ForeignKey(RequestVersion, on_delete=models.PROTECT, related_name="+")
+    steps = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "version"], name="one_carry_over_per_version")]
+
+    def __str__(self):
+        return f"Carry-over of job {self.job_id} to version {self.version_id}"
 
 
 class Message(models.Model):

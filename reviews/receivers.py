@@ -9,7 +9,7 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from crates import signals
-from reviews import notifications, outputs
+from reviews import notifications, outputs, services
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,11 @@ def tell_officers(sender, job, **kwargs):
 @receiver(signals.job_failed, dispatch_uid="reviews.job_failed")
 def tell_researchers_of_failure(sender, job, **kwargs):
     notifications.job_failed(job)
+
+
+@receiver(signals.job_resubmitted, dispatch_uid="reviews.job_resubmitted")
+def carry_over_decisions(sender, job, previous_version, version, by, **kwargs):
+    services.carry_over(job, previous_version=previous_version, version=version, by=by)
 
 
 @receiver(signals.results_returned, dispatch_uid="reviews.results_returned")

@@ -10,13 +10,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from crates import dispatch
+from crates import summary as summaries
 from crates.fivesafes import writeback
 from crates.models import Job
 from crates.transitions import TransitionError, transition
 from portal import audit
 from portal.models import DataAccessAgreement, Decision, Membership
 from reviews import evidence, notifications
-from reviews.models import CHECK_STEPS, Message, Outcome, Step, StepDecision
+from reviews.models import CHECK_STEPS, CarryOver, Message, Outcome, Step, StepDecision
 from reviews.permissions import check_post_message, check_review
 
 S = Job.Status
@@ -36,7 +37,86 @@ def _lock(job):
 
 def decisions_for(job):
     """This version's decisions, by step."""
-    return {d.step: d for d in job.decisions.filter(version=job.version).select_related("decided_by")}
+    return {
+        d.step: d
+        for d in job.decisions.filter(version=job.version).select_related(
+            "decided_by", "carried_from__version"
+        )
+    }
+
+
+# What each step's decision rests on, as sections of the version summary (crates.summary.diff).
+STEP_SECTIONS = {
+    Step.SAFE_PEOPLE: ("people",),
+    Step.SAFE_PROJECT: ("project",),
+    Step.SAFE_DATA: ("datasets",),
+    Step.SAFE_SETTINGS: ("workflow", "inputs"),
+}
+_SECTION_WORDS = {
+    "people": "the people named",
+    "project": "the project named",
+    "datasets": "the datasets requested",
+    "workflow": "the workflow",
+    "inputs": "the workflow's inputs",
+}
+
+
+def carry_over(job, *, previous_version, version, by):
+    """On resubmission: approvals whose inputs did not change carry over to the new version; the
+    others are decided again. Records which and why (`CarryOver`) and audits it. Idempotent."""
+    if CarryOver.objects.filter(job=job, version=version).exists():
+        return None
+    earlier = {d.step: d for d in StepDecision.objects.filter(job=job, version=previous_version)}
+    changes = summaries.diff(previous_version.summary or {}, version.summary or {})
+    steps = []
+    for step in CHECK_STEPS:
+        label = Step(step).label
+        decision = earlier.get(step)
+        changed = [text for section, text in changes if section in STEP_SECTIONS[step]]
+        findings = evidence.evidence_for(job, step)
+        if decision is None:
+            carried, reason = False, f"It was not decided on version {previous_version.number}."
+        elif decision.outcome != Outcome.APPROVE:
+            carried, reason = False, "This step asked for the changes, so it is decided again."
+        elif changed:
+            words = " and ".join(sorted({_SECTION_WORDS[s] for s, _ in changes if s in STEP_SECTIONS[step]}))
+            carried, reason = False, f"What it rests on changed ({words}): " + "; ".join(changed) + "."
+        elif not evidence.is_clear(findings):
+            carried, reason = (
+                False,
+                "What it rests on did not change, but its automated checks no longer all pass.",
+            )
+        else:
+            carried = True
+            reason = (
+                f"Approved on version {previous_version.number} by {decision.decided_by.email}; "
+                f"{' and '.join(_SECTION_WORDS[s] for s in STEP_SECTIONS[step])} did not change."
+            )
+            StepDecision.objects.create(
+                job=job,
+                version=version,
+                step=step,
+                outcome=Outcome.APPROVE,
+                rationale=decision.rationale,
+                evidence=decision.evidence,
+                decided_by=decision.decided_by,
+                decided_at=decision.decided_at,
+                carried_from=decision.carried_from or decision,
+            )
+        steps.append({"step": step, "label": label, "carried": carried, "reason": reason})
+    record = CarryOver.objects.create(job=job, version=version, from_version=previous_version, steps=steps)
+    audit.record(
+        "review.decisions_carried_over",
+        by=by,
+        obj=job,
+        after={"version": version.number, "carried": [s["step"] for s in steps if s["carried"]]},
+        message="; ".join(
+            f"{s['label']}: {'carried over' if s['carried'] else 'to decide again'}" for s in steps
+        ),
+        tre=job.tre,
+        project=job.request.project,
+    )
+    return record
 
 
 def start_review(job, *, by):

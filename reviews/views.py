@@ -14,6 +14,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from crates import dispatch, explain
 from crates import permissions as crate_permissions
+from crates import summary as summaries
 from crates.models import Job
 from crates.permissions import can_cancel
 from crates.transitions import TERMINAL, TransitionError, can_transition
@@ -21,7 +22,7 @@ from portal import audit, permissions
 from portal.models import TRE
 from portal.views.helpers import paginate
 from reviews import evidence, services
-from reviews.models import CHECK_STEPS, Notification, Outcome, Step
+from reviews.models import CHECK_STEPS, CarryOver, Notification, Outcome, Step
 from reviews.permissions import can_act_as_researcher, can_review
 
 S = Job.Status
@@ -117,6 +118,22 @@ def _job_context(request, job):
         decisions.get(s) is not None and decisions[s].outcome == Outcome.APPROVE for s in CHECK_STEPS
     )
     history = audit.AuditEvent.objects.filter(object_type="crates.job", object_id=str(job.pk)).order_by("id")
+    resubmission = None
+    if job.version.number > 1:
+        carry = CarryOver.objects.filter(job=job, version=job.version).select_related("from_version").first()
+        previous = (
+            carry.from_version
+            if carry
+            else job.request.versions.filter(number__lt=job.version.number, summary__isnull=False)
+            .order_by("-number")
+            .first()
+        )
+        if previous is not None:
+            resubmission = {
+                "previous": previous,
+                "diff": summaries.diff(previous.summary or {}, job.version.summary or {}),
+                "carry_over": carry,
+            }
     return {
         "job": job,
         "req": job.request,
@@ -131,6 +148,7 @@ def _job_context(request, job):
         "cancel_pending": cancel_pending,
         "messages_list": job.messages.select_related("author__profile"),
         "history": history,
+        "resubmission": resubmission,
         "blocking": services.blocking_reasons(job) if job.status == S.SUSPENDED else [],
         "waiting_on": WAITING_ON.get(job.status, ""),
         "outcomes": Outcome.choices,

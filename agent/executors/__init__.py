@@ -1,37 +1,55 @@
 """The executors, by the names used in ``agent.toml``, and :func:`execute`, which routes a job to one.
 
 =================  =============================================================================
-``cwl``            an approved CWL workflow run by cwltool (``--no-container``) in the sandbox
+``cwl``            an approved CWL workflow run by cwltool in the sandbox; ``DockerRequirement``
+                   steps run with podman, from approved images in the TRE's local store only
 ``sql-aggregate``  a structured cohort-count query over a TRE dataset, with disclosure control
 ``tes``            the whole job handed to the TRE's GA4GH TES server as one task
 ``datashield``     approved DataSHIELD aggregate calls run on the TRE's Opal (no free-form R)
 ``bitfount``       the approved Bitfount task run on approved pods by ``bitfount run_modeller``
 =================  =============================================================================
+
+Each executor's module is imported only when a route of this TRE names it, so an agent with no ``tes``
+route starts without py-tes installed, and one with no ``sql-aggregate`` route without psycopg.
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
-from collections.abc import Mapping
-from types import MappingProxyType
+from collections.abc import Iterator, Mapping
 
 from agent.config import AgentConfig, WorkflowRoute
 from agent.executors.base import ExecutionResult, Executor
-from agent.executors.bitfount import BitfountExecutor
-from agent.executors.cwl import CwlExecutor
-from agent.executors.datashield import DataShieldExecutor
-from agent.executors.sql_aggregate import SqlAggregateExecutor
-from agent.executors.tes import TesExecutor
 from agent.jobs import Job
 
 __all__ = ["EXECUTORS", "create_executor", "execute"]
 
-EXECUTORS: Mapping[str, type[Executor]] = MappingProxyType(
-    {
-        cls.name: cls
-        for cls in (CwlExecutor, SqlAggregateExecutor, TesExecutor, BitfountExecutor, DataShieldExecutor)
-    }
-)
+# name -> (module, class); the module is imported on first use.
+_REGISTRY: Mapping[str, tuple[str, str]] = {
+    "cwl": ("agent.executors.cwl", "CwlExecutor"),
+    "sql-aggregate": ("agent.executors.sql_aggregate", "SqlAggregateExecutor"),
+    "tes": ("agent.executors.tes", "TesExecutor"),
+    "datashield": ("agent.executors.datashield", "DataShieldExecutor"),
+    "bitfount": ("agent.executors.bitfount", "BitfountExecutor"),
+}
+
+
+class _LazyExecutors(Mapping[str, type[Executor]]):
+    """``{name: executor class}``, importing an executor's module only when its class is asked for."""
+
+    def __getitem__(self, name: str) -> type[Executor]:
+        module, attribute = _REGISTRY[name]
+        return getattr(importlib.import_module(module), attribute)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_REGISTRY)
+
+    def __len__(self) -> int:
+        return len(_REGISTRY)
+
+
+EXECUTORS: Mapping[str, type[Executor]] = _LazyExecutors()
 
 
 def create_executor(config: AgentConfig, route: WorkflowRoute) -> Executor:

@@ -1,10 +1,19 @@
-"""``cwl``: run an approved CWL workflow with cwltool, without containers, inside the sandbox.
+"""``cwl``: run an approved CWL workflow with cwltool inside the sandbox; container steps run with podman.
 
-cwltool runs as a subprocess (its ``run()`` entry point, ``--no-container --strict``), never in-process: a
-subprocess can be limited and killed as a process group, cwltool installs its own SIGTERM clean-up only
-in its command-line entry point, and in-process runs leak state between jobs. The workflow's tools use
-the host's programs (``python3``, coreutils), so the TRE approves workflows knowing exactly what they
-can call.
+cwltool runs as a subprocess (its ``run()`` entry point, ``--strict``), never in-process: a subprocess
+can be limited and killed as a process group, cwltool installs its own SIGTERM clean-up only in its
+command-line entry point, and in-process runs leak state between jobs.
+
+Workflows without a ``DockerRequirement`` run with ``--no-container``: their tools use the host's programs
+(``python3``, coreutils), so the TRE approves workflows knowing exactly what they can call. Workflows
+that declare one run with ``--podman --disable-pull`` and only if this TRE set up ``[containers]``. Before
+anything runs, every image the workflow names must be in the TRE's local store and its digest must be
+both in ``[accept] container_digests`` and in the portal's approval of the workflow (``containers`` in
+its Safe Settings): the portal can narrow what runs, never widen it. ``dockerLoad``, ``dockerFile`` and
+``dockerImport`` are refused (nothing is fetched or built), and so is ``NetworkAccess``. cwltool then
+reaches podman only through :mod:`agent.podman_shim`, which checks each ``podman run`` again (approved
+digest, run by image id, mounts only from the job and the TRE's datasets) and adds no network, a
+read-only root, no capabilities, the route's memory limit and the TRE's ``runtime`` and ``ulimits``.
 
 Inputs: the job's parameters become the CWL job order (string values are converted to the ``int``,
 ``float`` or ``boolean`` the workflow declares). Input files must lie in the job's ``inputs/``
@@ -15,7 +24,9 @@ would copy them into its provenance.
 Outputs: only the ``File`` and ``Directory`` values of cwltool's output object, that is, the workflow's
 declared outputs, are copied into ``outputs/``, and only if they are regular files inside cwltool's
 output directory. Provenance (cwltool's CWLProv research object and, from it, a Workflow Run Crate made
-by runcrate) stays under ``provenance/``: it holds copies of the inputs and never leaves the TRE.
+by runcrate) stays under ``provenance/``: it holds copies of the inputs and never leaves the TRE. What
+may leave is ``provenance/released/``: a Provenance Run Crate stripped of data, paths and credentials
+(:mod:`agent.provenance`), which the runner puts in the results crate.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ import json
 import shutil
 import sys
 import threading
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +47,7 @@ from urllib.parse import unquote, urlparse
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from agent import podman_shim
 from agent.config import AgentConfig, ConfigError, Table, WorkflowRoute
 from agent.executors.base import (
     Engine,
@@ -46,7 +59,15 @@ from agent.executors.base import (
     collect_output,
 )
 from agent.jobs import Job, JobDirectory, ParameterValue
-from agent.sandbox import Outcome, ResourceLimits, SandboxError, minimal_environment, run_sandboxed
+from agent.provenance import ProvenanceError, release_provenance
+from agent.sandbox import (
+    Outcome,
+    ResourceLimits,
+    SandboxError,
+    minimal_environment,
+    probe_container_host_isolation,
+    run_sandboxed,
+)
 
 __all__ = ["CwlExecutor", "CwlOptions", "job_order"]
 
@@ -61,6 +82,15 @@ _SCALAR_TYPES = {"int": int, "long": int, "float": float, "double": float, "bool
 
 class JobOrderError(ValueError):
     """The job's parameters cannot be turned into a CWL job order."""
+
+
+class ContainerRefused(ValueError):
+    """The workflow's containers break this TRE's rules; the message is safe to show the researcher."""
+
+
+_PODMAN_ADDRESS_SPACE = 1 << 42
+_IMAGE_KEYS = ("dockerPull", "dockerImageId")
+_REFUSED_IMAGE_KEYS = ("dockerLoad", "dockerFile", "dockerImport")
 
 
 @dataclass(frozen=True)
@@ -119,6 +149,8 @@ class CwlExecutor:
         clear_outputs(directory.outputs)
         stdout, stderr = directory.logs / "cwltool.stdout.json", directory.logs / "cwltool.stderr.log"
         provenance = directory.provenance / "cwlprov"
+        refusal_file = directory.logs / "container-refusal.txt"
+        sandbox = self.config.sandbox
         network = None
 
         def finish(
@@ -148,15 +180,25 @@ class CwlExecutor:
             )
         except (JobOrderError, OSError) as exc:
             return finish(ExecutionStatus.FAILED, f"cannot prepare the workflow: {exc}")
+        try:
+            policy = self._container_policy(job)
+        except ContainerRefused as exc:
+            return finish(ExecutionStatus.FAILED, f"refused: {exc}")
         order_path = directory.work / "job-order.json"
         order_path.write_text(json.dumps(order, indent=2))
         outdir = directory.work / "cwl-outputs"
         for stale in (outdir, provenance, directory.provenance / "run-crate"):
             shutil.rmtree(stale, ignore_errors=True)
 
+        path = (
+            sandbox.path
+            if policy is None
+            else f"{podman_shim.write_launcher(directory.tmp / 'bin', policy)}:{sandbox.path}"
+        )
+        engine = ["--no-container"] if policy is None else ["--podman", "--disable-pull"]
         argv = [
             *_CWLTOOL,
-            "--no-container",
+            *engine,
             "--strict",
             "--disable-color",
             "--outdir",
@@ -176,32 +218,42 @@ class CwlExecutor:
             ]
         argv += [str(workflow), str(order_path)]
         limits = self.route.limits
-        sandbox = self.config.sandbox
         try:
             result = run_sandboxed(
                 argv,
                 cwd=directory.work,
-                env=minimal_environment(path=sandbox.path, home=directory.home, tmpdir=directory.tmp),
+                env=minimal_environment(path=path, home=directory.home, tmpdir=directory.tmp),
                 limits=ResourceLimits(
                     timeout_seconds=limits.timeout_seconds,
                     cpu_seconds=limits.cpu_seconds,
-                    memory_bytes=limits.memory_bytes,
+                    # podman is a Go program, which reserves far more address space than it uses:
+                    # with containers, the route's memory limit is the containers' cgroup limit instead.
+                    memory_bytes=limits.memory_bytes if policy is None else _PODMAN_ADDRESS_SPACE,
                     max_file_bytes=limits.max_output_file_bytes,
-                    max_open_files=sandbox.max_open_files,
+                    max_open_files=_open_files(sandbox.max_open_files, policy),
                 ),
                 stdout=stdout,
                 stderr=stderr,
                 require_network_isolation=sandbox.require_network_isolation,
                 cancel=cancel,
                 grace_seconds=sandbox.cancel_grace_seconds,
+                isolation=None if policy is None else probe_container_host_isolation(),
             )
         except SandboxError as exc:
             return finish(ExecutionStatus.FAILED, f"refused: {exc}")
+        finally:
+            if policy is not None:
+                podman_shim.remove_containers(policy)
         network = result.network
+        if policy is not None:
+            network = f"{network}; containers: podman --network=none"
         if result.outcome is Outcome.CANCELLED:
             return finish(ExecutionStatus.CANCELLED, "cancelled")
         if result.outcome is Outcome.TIMED_OUT:
             return finish(ExecutionStatus.FAILED, result.describe(limits.timeout_seconds))
+        if refusal_file.exists():
+            refusal = refusal_file.read_text(encoding="utf-8").splitlines()[0]
+            return finish(ExecutionStatus.FAILED, f"refused: {refusal}")
         if result.returncode == _UNSUPPORTED_REQUIREMENT:
             return finish(
                 ExecutionStatus.FAILED,
@@ -215,7 +267,91 @@ class CwlExecutor:
             return finish(ExecutionStatus.FAILED, f"output refused: {exc}")
         if self.options.provenance:
             self._make_run_crate(provenance, directory, cancel)
+            self._release_provenance(job, outputs)
         return finish(ExecutionStatus.COMPLETED, None, outputs)
+
+    def _container_policy(self, job: Job) -> dict[str, Any] | None:
+        """The podman shim's policy for ``job``, or None when the workflow declares no container.
+
+        Raises :class:`ContainerRefused` when a container the workflow names may not run here.
+        """
+        requests = container_requests(job.directory.workflow)
+        if not requests:
+            return None
+        containers = self.config.containers
+        if containers is None:
+            raise ContainerRefused("the workflow runs in containers and this TRE runs no containers")
+        for key, _value in requests:
+            if key in _REFUSED_IMAGE_KEYS:
+                raise ContainerRefused(
+                    f"the workflow asks to {key[len('docker') :].lower()} a container image; "
+                    "this TRE runs only approved images from its own store"
+                )
+            if key == "networkAccess":
+                raise ContainerRefused("the workflow asks for network access, which this TRE never gives")
+        portal = job.service.get("containers")
+        portal_digests = {str(item) for item in portal} if isinstance(portal, list | tuple) else set()
+        approved = sorted(self.config.accept.container_digests & portal_digests)
+        dataset = self._dataset_path()
+        policy: dict[str, Any] = {
+            "podman": str(containers.podman),
+            "runtime": containers.runtime,
+            "ulimits": list(containers.ulimits),
+            "memory_bytes": self.route.limits.memory_bytes,
+            "pids_limit": containers.pids_limit,
+            "approved": approved,
+            "readable": [str(job.directory.root), *([str(dataset)] if dataset else [])],
+            "writable": [str(job.directory.tmp)],
+            "refusal_file": str(job.directory.logs / "container-refusal.txt"),
+            # Every container of this job carries it, so none outlives the job (podman_shim.remove_containers).
+            "label": f"five-safes-job={job.directory.root.name}-{uuid.uuid4().hex[:12]}",
+        }
+        for _, image in requests:
+            if not isinstance(image, str):
+                continue
+            try:
+                _, digests = podman_shim.image_identity(policy, image)
+            except podman_shim.Refusal as exc:
+                raise ContainerRefused(str(exc)) from None
+            except (OSError, ValueError) as exc:
+                raise ContainerRefused(f"this TRE's container engine cannot be used ({exc})") from None
+            if not digests & set(approved):
+                where = (
+                    "by the portal's approval of this workflow"
+                    if digests & self.config.accept.container_digests
+                    else "in this TRE's own rules"
+                )
+                raise ContainerRefused(
+                    f"the container image {image!r} ({min(digests)}) is not approved {where}"
+                )
+        return policy
+
+    def _release_provenance(self, job: Job, outputs: tuple[OutputFile, ...]) -> None:
+        """Write the releasable Provenance Run Crate (see :mod:`agent.provenance`) into ``provenance/released``.
+
+        When the run crate is missing or cannot be stripped safely, nothing is released and the job still
+        completes: the full provenance stays in the TRE.
+        """
+        directory = job.directory
+        released = directory.provenance / "released"
+        shutil.rmtree(released, ignore_errors=True)
+        dataset = self._dataset_path()
+        try:
+            release_provenance(
+                directory.provenance / "run-crate",
+                released,
+                outputs=[output.path for output in outputs],
+                tre=self.config.tre,
+                workflow_version=job.workflow_version,
+                workflow_url=job.workflow_id,
+                forbidden=[
+                    str(directory.root),
+                    str(self.config.work_dir),
+                    *([str(dataset)] if dataset else []),
+                ],
+            )
+        except (ProvenanceError, OSError, KeyError, TypeError, ValueError):
+            shutil.rmtree(released, ignore_errors=True)
 
     def _workflow_path(self, job: Job) -> Path:
         crate = job.directory.workflow.resolve()
@@ -309,6 +445,49 @@ def job_order(
     if dataset is not None:
         order[dataset_input] = {"class": "File", "path": str(dataset)}
     return order
+
+
+def _open_files(default: int, policy: dict[str, Any] | None) -> int:
+    """The sandbox's RLIMIT_NOFILE: a container's ``nofile`` ulimit cannot exceed what podman inherits."""
+    wanted = [default]
+    for ulimit in (policy or {}).get("ulimits", []):
+        name, _, values = ulimit.partition("=")
+        if name == "nofile":
+            wanted += [int(value) for value in values.split(":") if int(value) > 0]
+    return max(wanted)
+
+
+def container_requests(crate: Path) -> list[tuple[str, Any]]:
+    """Every ``(key, value)`` in the workflow crate's CWL files that asks for a container or the network.
+
+    Keys are ``dockerPull``/``dockerImageId`` (an image to run), ``dockerLoad``/``dockerFile``/``dockerImport``
+    (refused) and ``networkAccess`` (when true). Requirements and hints count alike: cwltool acts on both.
+    """
+    found: list[tuple[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                if key in _IMAGE_KEYS or key in _REFUSED_IMAGE_KEYS:
+                    found.append((str(key), value))
+                elif key == "networkAccess" and value not in (False, "false"):
+                    found.append(("networkAccess", value))
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for path in sorted(crate.rglob("*")):
+        if path.suffix not in (".cwl", ".yml", ".yaml") or not path.is_file() or path.is_symlink():
+            continue
+        try:
+            walk(YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, YAMLError):
+            continue
+    return list(
+        dict.fromkeys((key, value if isinstance(value, str) else repr(value)) for key, value in found)
+    )
 
 
 def _coerce(name: str, value: ParameterValue, declared: Any) -> ParameterValue:

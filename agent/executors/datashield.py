@@ -1,10 +1,12 @@
 """``datashield``: run approved DataSHIELD aggregate calls on the TRE's Opal server.
 
-The request carries no R code, only three parameters (each a ``PropertyValue`` or a staged JSON file):
+The request carries no R code, only these parameters (each a ``PropertyValue`` or a staged JSON file):
 
 =================  ========================================================================================
 ``profile``        the DataSHIELD profile to open the session with, e.g. ``"default"``
 ``assignments``    a JSON object mapping a symbol to an Opal table, e.g. ``{"D": "CNSIM.CNSIM1"}``
+``assign``         optional: a JSON object of assign calls, run in order, each making a new symbol on the
+                   server, e.g. ``{"HDL": "asNumericDS('D$LAB_HDL')"}`` (same grammar and approval as calls)
 ``calls``          a JSON list of aggregate calls, e.g. ``["meanDS(D$LAB_HDL)", "lengthDS('D$LAB_HDL')"]``
 =================  ========================================================================================
 
@@ -15,13 +17,16 @@ Before anything is sent to Opal the job is refused (a ``FAILED`` result whose re
   arguments that are symbols (``D`` or ``D$AGE``, naming an assigned symbol), quoted strings of plain
   characters, numbers, ``TRUE``/``FALSE``/``NULL``/``NA`` or ``name=value`` pairs. No nested calls, operators,
   ``;``, backticks, namespaces or assignments;
-* a call's function is not among the functions the TRE approved (``job.service["functions"]``);
+* a call's function is not among the functions the TRE approved (``job.service["functions"]``); an
+  assign call's symbol must be new, and it may read only tables and symbols made before it;
 * a table is not one the route allows (``tables`` in ``[workflows.options]``, when given).
 
 The agent then asks Opal for the profile's aggregate methods (``GET /ws/datashield/env/aggregate/methods``)
-and refuses, still before opening a session, any call whose function the server does not allow. Only
-then does it open a session (``POST /ws/datashield/sessions``), assign each table
-(``PUT .../symbol/{symbol}/table/{project.table}``), send each call as an ``application/x-rscript`` body
+and, with assign calls, its assign methods (``GET .../env/assign/methods``), and refuses, still before
+opening a session, any call whose function the server does not allow of that kind. Only then does it open
+a session (``POST /ws/datashield/sessions``), assign each table
+(``PUT .../symbol/{symbol}/table/{project.table}``), run each assign call
+(``PUT .../symbol/{symbol}?async=true`` with an ``application/x-rscript`` body), send each call as an ``application/x-rscript`` body
 (``POST .../aggregate?async=true``), poll each command (``GET .../command/{id}``) and fetch its result
 (``GET .../command/{id}/result``). The session is deleted (``DELETE /ws/datashield/session/{id}``) in every
 case: success, refusal by Opal, failure, timeout and cancellation. The token is read from the file named in
@@ -29,7 +34,8 @@ case: success, refusal by Opal, failure, timeout and cancellation. The token is 
 
 A command that Opal reports ``FAILED`` (typically a DataSHIELD disclosure check such as "FAILED: Nvalid
 less than nfilter.tab") is an answer, not a fault: it is recorded for its call and the other calls still
-run. A call that Opal refuses outright, a failed assignment, a timeout or a lost server fail the job.
+run. A call that Opal refuses outright, a failed assignment or assign call, a timeout or a lost server fail
+the job. Formulas (``glmDS1``/``glmDS2`` regressions) are not accepted: the grammar has no ``~``.
 
 Outputs: ``call-NN-<function>.json`` per call (the call, its status, the result and its validity message,
 or Opal's error message), plus ``summary.json`` and ``summary.csv``. The Opal version (``X-Opal-Version``)
@@ -224,6 +230,8 @@ class _Analysis:
     profile: str
     assignments: dict[str, str]
     calls: tuple[Call, ...]
+    #: Assign calls, in order: (new symbol, call), each made server-side (``PUT .../symbol/<S>``).
+    derived: tuple[tuple[str, Call], ...] = ()
 
 
 class _Refused(Exception):
@@ -277,12 +285,41 @@ def _read_analysis(job: Job, options: DataShieldOptions) -> _Analysis:
         if options.tables is not None and table not in options.tables:
             raise _Refused(f"table {table!r} is not one this TRE allows the workflow to use")
 
+    known = set(assignments)
+    derived: list[tuple[str, Call]] = []
+    raw_assign = _json_parameter(job, "assign") if "assign" in job.parameters else {}
+    if not isinstance(raw_assign, Mapping):
+        raise _Refused(
+            "parameter 'assign' must be a JSON object such as {\"HDL\": \"asNumericDS('D$LAB_HDL')\"}"
+        )
+    if len(raw_assign) > options.max_calls:
+        raise _Refused(f"at most {options.max_calls} assign calls may be made")
+    approved = set(approved_functions)
+    for index, (symbol, source) in enumerate(raw_assign.items(), start=1):
+        if not _SYMBOL_RE.match(symbol) or symbol in _RESERVED or symbol in known:
+            raise _Refused(f"assign call {index}: {symbol!r} is not a new usable symbol name")
+        try:
+            call = parse_call(source)
+        except CallError as exc:
+            raise _Refused(f"assign call {index} is not a plain DataSHIELD call: {exc}") from None
+        if call.function not in approved:
+            raise _Refused(
+                f"assign call {index}: function {call.function!r} is not among the DataSHIELD functions "
+                "the TRE approved"
+            )
+        unknown = sorted(call.symbols - known)
+        if unknown:
+            raise _Refused(
+                f"assign call {index} refers to {', '.join(unknown)}, which nothing before it creates"
+            )
+        derived.append((symbol, call))
+        known.add(symbol)
+
     raw_calls = _json_parameter(job, "calls")
     if not isinstance(raw_calls, list) or not raw_calls:
         raise _Refused("parameter 'calls' must be a non-empty JSON list of calls")
     if len(raw_calls) > options.max_calls:
         raise _Refused(f"at most {options.max_calls} calls may be made")
-    approved = set(approved_functions)
     calls = []
     for index, source in enumerate(raw_calls, start=1):
         try:
@@ -294,11 +331,11 @@ def _read_analysis(job: Job, options: DataShieldOptions) -> _Analysis:
                 f"call {index}: function {call.function!r} is not among the DataSHIELD functions "
                 "the TRE approved"
             )
-        unknown = sorted(call.symbols - set(assignments))
+        unknown = sorted(call.symbols - known)
         if unknown:
             raise _Refused(f"call {index} refers to {', '.join(unknown)}, which no assignment creates")
         calls.append(call)
-    return _Analysis(profile, dict(assignments), tuple(calls))
+    return _Analysis(profile, dict(assignments), tuple(calls), tuple(derived))
 
 
 # --------------------------------------------------------------------------- Opal over HTTP
@@ -393,6 +430,23 @@ class _Opal:
             "PUT",
             f"/datashield/session/{_segment(session_id)}/symbol/{_segment(symbol)}/table/{_segment(table)}",
             params={"missings": "false", "async": "true"},
+            expect=(200, 201),
+        )
+        return _command_id(response)
+
+    def assign_methods(self, profile: str) -> list[Mapping[str, Any]]:
+        response = self.request("GET", "/datashield/env/assign/methods", params={"profile": profile})
+        methods = _json_of(response)
+        if not isinstance(methods, list) or not all(isinstance(item, Mapping) for item in methods):
+            raise _OpalError(response.status_code, message="the methods list is not a JSON list of objects")
+        return methods
+
+    def assign_call(self, session_id: str, symbol: str, script: str) -> str:
+        response = self.request(
+            "PUT",
+            f"/datashield/session/{_segment(session_id)}/symbol/{_segment(symbol)}",
+            params={"async": "true"},
+            body=script,
             expect=(200, 201),
         )
         return _command_id(response)
@@ -648,6 +702,22 @@ class DataShieldExecutor:
                     f"profile {analysis.profile!r} on the TRE's Opal"
                 )
         packages = _packages(methods)
+        if analysis.derived:
+            try:
+                assign_methods = opal.assign_methods(analysis.profile)
+            except _OpalError as exc:
+                raise _Abandon(
+                    ExecutionStatus.FAILED,
+                    f"Opal did not list the assign methods of profile {analysis.profile!r} ({exc.describe()})",
+                ) from None
+            assignable = {str(method.get("name")) for method in assign_methods}
+            for index, (_, call) in enumerate(analysis.derived, start=1):
+                if call.function not in assignable:
+                    raise _Refused(
+                        f"assign call {index}: function {call.function!r} is not an assign method of "
+                        f"DataSHIELD profile {analysis.profile!r} on the TRE's Opal"
+                    )
+            packages.update(_packages(assign_methods))
         clock.check()
         try:
             session_id = opal.open_session(analysis.profile)
@@ -660,6 +730,8 @@ class DataShieldExecutor:
             self._wait_for_session(opal, session_id, clock)
             for symbol, table in analysis.assignments.items():
                 self._assign(opal, session_id, symbol, table, clock)
+            for index, (symbol, call) in enumerate(analysis.derived, start=1):
+                self._assign_call(opal, session_id, index, symbol, call, clock)
             outcomes = [
                 self._aggregate(opal, session_id, index, call, clock, log)
                 for index, call in enumerate(analysis.calls, start=1)
@@ -700,6 +772,23 @@ class DataShieldExecutor:
         command = self._wait_for_command(opal, session_id, command_id, clock)
         if command.get("status") != "COMPLETED":
             raise _Abandon(ExecutionStatus.FAILED, f"assigning table {table!r} to {symbol} failed on Opal")
+
+    def _assign_call(
+        self, opal: _Opal, session_id: str, index: int, symbol: str, call: Call, clock: _Clock
+    ) -> None:
+        clock.check()
+        try:
+            command_id = opal.assign_call(session_id, symbol, call.text)
+        except _OpalError as exc:
+            raise _Abandon(
+                ExecutionStatus.FAILED,
+                f"Opal refused assign call {index} ({call.function}): {exc.describe()}",
+            ) from None
+        command = self._wait_for_command(opal, session_id, command_id, clock)
+        if command.get("status") != "COMPLETED":
+            raise _Abandon(
+                ExecutionStatus.FAILED, f"assign call {index} ({call.function}) to {symbol} failed on Opal"
+            )
 
     def _aggregate(
         self, opal: _Opal, session_id: str, index: int, call: Call, clock: _Clock, log: io.TextIOBase

@@ -5,10 +5,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, Subquery
 from django.db.models.functions import Coalesce
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
-from portal import permissions, service_settings, services
+from portal import audit, permissions, service_settings, services, workflow_inputs
+from portal import workflow_files as workflow_files_lib
 from portal.forms import DatasetForm, DecisionForm, OrganisationForm, ReasonForm, TREForm, WorkflowForm
 from portal.models import (
     TRE,
@@ -214,8 +217,68 @@ def workflow_detail(request, pk):
             "requestable_tres": governed.exclude(workflow_approvals__workflow=workflow),
             "governed_ids": set(governed.values_list("pk", flat=True)),
             "decision_form": DecisionForm(),
+            "input_lines": [workflow_inputs.describe(entry) for entry in workflow.inputs or []],
+            "previous": workflow_files_lib.previous_approved(workflow),
         },
     )
+
+
+@login_required
+def workflow_files(request, pk):
+    """The workflow's crate as a tree of files, with the chosen file shown highlighted."""
+    workflow = get_object_or_404(ApprovedWorkflow, pk=pk)
+    path = request.GET.get("path", "")
+    context = {"workflow": workflow, "path": path, "previous": workflow_files_lib.previous_approved(workflow)}
+    try:
+        entries = workflow_files_lib.files(workflow)
+        context["tree"] = workflow_files_lib.tree(entries)
+        context["count"] = len(entries)
+        if not path:
+            main = next(
+                (e.path for e in entries if e.path.endswith(".cwl")), entries[0].path if entries else ""
+            )
+            path = context["path"] = main
+        if path:
+            try:
+                text, why = workflow_files_lib.read_text(workflow, path)
+            except KeyError:
+                raise Http404("The crate has no file of that name.") from None
+            context["why_not_shown"] = why
+            context["highlighted"] = workflow_files_lib.highlight(path, text) if text is not None else ""
+    except workflow_files_lib.CrateUnreadable as exc:
+        context["unreadable"] = str(exc)
+    return render(request, "portal/workflow_files.html", context)
+
+
+@login_required
+def workflow_crate(request, pk):
+    """Download the workflow's crate ZIP, as approved (its SHA-256 in a header)."""
+    workflow = get_object_or_404(ApprovedWorkflow, pk=pk)
+    if not workflow.crate:
+        raise Http404("This workflow was registered without its crate.")
+    audit.record("workflow.crate_downloaded", by=request.user, obj=workflow)
+    response = FileResponse(
+        workflow.crate.open("rb"),
+        as_attachment=True,
+        filename=f"{slugify(workflow.name) or 'workflow'}-{slugify(workflow.version) or 'version'}.crate.zip",
+        content_type="application/zip",
+    )
+    response["X-Content-SHA256"] = workflow.sha256
+    return response
+
+
+@login_required
+def workflow_diff(request, pk):
+    """What changed in the crate since the previously approved version of the same workflow."""
+    workflow = get_object_or_404(ApprovedWorkflow, pk=pk)
+    previous = workflow_files_lib.previous_approved(workflow)
+    context = {"workflow": workflow, "previous": previous}
+    if previous is not None:
+        try:
+            context["changes"] = workflow_files_lib.compare(previous, workflow)
+        except workflow_files_lib.CrateUnreadable as exc:
+            context["unreadable"] = str(exc)
+    return render(request, "portal/workflow_diff.html", context)
 
 
 @login_required

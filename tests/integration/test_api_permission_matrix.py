@@ -67,6 +67,7 @@ EXPECTED = {
     # Researchers get past the door; the project named in the body is checked next, and refuses
     # penny, rex and lena (tests/integration/test_membership_states.py).
     ("POST", "/api/v1/requests/"): {"alice", "bob"} | NOT_MEMBERS,
+    ("POST", "/api/v1/requests/build/"): {"alice", "bob"} | NOT_MEMBERS,
     ("GET", "/api/v1/requests/{request}/"): CAN_SEE_JOB,
     ("POST", "/api/v1/requests/{request}/versions/"): MEMBERS,
     ("GET", "/api/v1/reviews/"): PEOPLE,

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from agent.config import load_config
-from crates.demo_agents import AGE_SEX, COHORT_COUNT, seed_demo_agents
+from crates.demo_agents import AGE_SEX, COHORT_COUNT, CONTAINER_TRE, SEX_COUNTS, seed_demo_agents
 from crates.models import Agent, Job
 from portal.audit import AuditEvent
 from portal.models import TRE, ApprovedWorkflow
@@ -54,6 +54,15 @@ def test_seeding_demo_agents_writes_a_working_set_up_per_tre_and_is_idempotent(t
             assert hashlib.sha256(crate.read()).hexdigest() == workflow.sha256
         assert sorted(a.tre.slug for a in workflow.approvals.filter(status="approved")) == slugs
 
+    # One TRE also runs the containerised workflow, approved with its image's digest on both sides.
+    containerised = ApprovedWorkflow.objects.get(workflow_id=SEX_COUNTS.workflow_id)
+    (approval,) = containerised.approvals.filter(status="approved")
+    assert approval.tre.slug == CONTAINER_TRE
+    config = load_config(out / f"{CONTAINER_TRE}.toml")
+    assert config.route(SEX_COUNTS.workflow_id, "1").executor == "cwl"
+    assert set(approval.service_settings["containers"]) == set(config.accept.container_digests)
+    assert config.containers is not None and config.containers.runtime == "runc"
+
     tokens = {path.name: path.read_text() for path in out.glob("*.token")}
     events = AuditEvent.objects.count()
     seed_demo_agents(admin, out)
@@ -72,7 +81,8 @@ def test_seeding_demo_agents_writes_a_working_set_up_per_tre_and_is_idempotent(t
 
 def test_the_demo_agents_take_the_queued_demo_request_to_output_checking(portal, tmp_path, settings):
     """What `scripts/demo` runs: seed_demo, then `python -m agent.demo`; the request seeded as queued
-    must come back from both of its TREs and wait for the output checkers."""
+    must come back from both of its TREs, and the containerised one from its TRE, and wait for the output
+    checkers."""
     import signal
     import subprocess
     import sys
@@ -81,7 +91,7 @@ def test_the_demo_agents_take_the_queued_demo_request_to_output_checking(portal,
     with portal.db():
         demo.seed()
         queued = list(Job.objects.filter(status="queued").values_list("pk", flat=True))
-    assert len(queued) == 2
+    assert len(queued) == 3  # two age-sex jobs and the containerised one at cymru-sdb
     log = tmp_path / "agents.log"
     with log.open("wb") as handle:
         agents = subprocess.Popen(
@@ -101,8 +111,8 @@ def test_the_demo_agents_take_the_queued_demo_request_to_output_checking(portal,
         )
     try:
         portal.wait_for(
-            lambda: Job.objects.filter(pk__in=queued, status="output_review").count() == 2,
-            "both demo jobs to reach output checking",
+            lambda: Job.objects.filter(pk__in=queued, status="output_review").count() == 3,
+            "the three demo jobs to reach output checking",
             timeout=180,
             log=log,
         )
@@ -110,5 +120,5 @@ def test_the_demo_agents_take_the_queued_demo_request_to_output_checking(portal,
         agents.send_signal(signal.SIGTERM)
         agents.wait(timeout=60)
     with portal.db():
-        for job in Job.objects.filter(pk__in=queued):
-            assert [o.name for o in job.outputs.all()] == ["age_sex_table.csv"]
+        returned = sorted(o.name for job in Job.objects.filter(pk__in=queued) for o in job.outputs.all())
+        assert returned == ["age_sex_table.csv", "age_sex_table.csv", "sex_counts.csv"]

@@ -167,6 +167,7 @@ def _pages(project, agreement, tre_a, alice, job=None):
             reverse("request_create"),
             {"default": ALLOW, "anonymous": LOGIN},  # the form lists only projects one may submit to
         ),
+        ("request build", reverse("request_build"), {"default": ALLOW, "anonymous": LOGIN}),
         ("notifications", reverse("notification_list"), {"default": ALLOW, "anonymous": LOGIN}),
         ("suspended jobs", reverse("suspended_jobs"), {"default": ALLOW, "anonymous": LOGIN}),
         (
@@ -193,6 +194,16 @@ def _pages(project, agreement, tre_a, alice, job=None):
                     "audrey": ALLOW,
                     "admin_user": ALLOW,
                 },
+            ),
+            (
+                "workflow files",
+                reverse("workflow_files", args=[job.workflow_id]),
+                {"default": ALLOW, "anonymous": LOGIN},
+            ),
+            (
+                "workflow changes",
+                reverse("workflow_diff", args=[job.workflow_id]),
+                {"default": ALLOW, "anonymous": LOGIN},
             ),
             (
                 "job detail",

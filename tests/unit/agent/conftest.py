@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,13 +18,10 @@ from agent.executors import execute
 from agent.executors.base import ExecutionResult
 from agent.jobs import Job, JobDirectory
 from agent.synthetic import SyntheticDataset, generate, write_sqlite
+from tests.reference_data import CRATE_FIXTURES, oracle_command
 
 REPO = Path(__file__).resolve().parents[3]
-SHARED = REPO.parent / "shared"
-ORACLE = SHARED / "bin" / "5s-oracle"
-REQUEST_CRATE = (
-    SHARED / "fixtures" / "5s-crate" / "validator-valid-five-safes-crate-request" / "ro-crate-metadata.json"
-)
+REQUEST_CRATE = CRATE_FIXTURES / "validator-valid-five-safes-crate-request" / "ro-crate-metadata.json"
 SYNTHETIC_PERSONS = 600
 SYNTHETIC_SEED = 20250101
 
@@ -89,9 +85,9 @@ def make_job(tmp_path: Path) -> Callable[..., Job]:
 
 
 def run_oracle(*paths: Path) -> dict[str, Any]:
-    """Run ../shared/bin/5s-oracle at REQUIRED severity on the crates; return its JSON report."""
+    """Run the community validator (tests/oracle_runner.py) at REQUIRED severity on the crates; return its JSON report."""
     completed = subprocess.run(
-        [sys.executable, str(ORACLE), "--json", *map(str, paths)],
+        oracle_command("--json", *paths),
         capture_output=True,
         text=True,
         timeout=300,

@@ -17,6 +17,7 @@ GET      /datashield/session/{id}                                         200 RS
 DELETE   /datashield/session/{id}                                         200
 GET      /datashield/session/{id}/symbols                                 200 [name]
 PUT      /datashield/session/{id}/symbol/{name}/table/{project.table}     201 command id (text/plain)
+PUT      /datashield/session/{id}/symbol/{name}?async=true (x-rscript body) 201 command id (text/plain)
 POST     /datashield/session/{id}/aggregate?async=true (x-rscript body)   200 command id (text/plain)
 GET      /datashield/session/{id}/commands                                200 [RCommandDto]
 GET      /datashield/session/{id}/command/{rid}?wait=                     200 RCommandDto
@@ -109,6 +110,19 @@ FUNCTIONS: dict[str, tuple[Callable[..., Any], bool]] = {
     "classDS": (class_ds, True),
     "numNaDS": (num_na_ds, False),
 }
+
+
+def as_numeric_ds(x_name: Any, *, session: Session) -> list[Any]:
+    """dsBase's asNumericDS: the named variable as numbers (an assign function)."""
+    values = _values(session.evaluate_text(x_name))
+    try:
+        return [None if value is None else float(value) for value in values]
+    except (TypeError, ValueError):
+        raise CommandFailure("Error in asNumericDS() : the variable cannot be made numeric") from None
+
+
+#: Server-side assign functions (their result becomes the symbol's value).
+ASSIGN_FUNCTIONS: dict[str, tuple[Callable[..., Any], bool]] = {"asNumericDS": (as_numeric_ds, True)}
 
 _CALL_RE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9._]*)\s*\((.*)\)\s*;?\s*$", re.S)
 _ARGUMENT_RE = re.compile(
@@ -299,6 +313,7 @@ class OpalServer:
             name: {key: list(values) for key, values in table.items()} for name, table in tables.items()
         }
         self.profiles = dict(profiles or {"default": sorted(FUNCTIONS)})
+        self.assign_profiles = {profile: sorted(ASSIGN_FUNCTIONS) for profile in self.profiles}
         self.version = version
         self.user = user
         self.refuse_at_parse: set[str] = set()
@@ -325,7 +340,7 @@ class OpalServer:
     def methods(self, profile: str, kind: str) -> list[dict[str, Any]] | None:
         if profile not in self.profiles:
             return None
-        names = self.profiles[profile] if kind == "aggregate" else []
+        names = self.profiles[profile] if kind == "aggregate" else self.assign_profiles.get(profile, [])
         return [
             {
                 "name": name,
@@ -358,6 +373,21 @@ class OpalServer:
             session.symbols[symbol] = table
 
         command = Command(uuid.uuid4().hex, f"{symbol} <- opal[{table_name}]", False, run)
+        session.submit(command)
+        return command
+
+    def assign_call(self, session: Session, symbol: str, script: str) -> Command:
+        function, arguments = _split_call(script)
+        if function not in self.assign_profiles.get(session.profile, []):
+            raise LookupError(f"No such DataSHIELD 'ASSIGN' method with name: {function}")
+
+        def run() -> None:
+            callable_, wants_session = ASSIGN_FUNCTIONS[function]
+            positional = [session.evaluate(value) for name, value in arguments if name is None]
+            named = {"session": session} if wants_session else {}
+            session.symbols[symbol] = callable_(*positional, **named)
+
+        command = Command(uuid.uuid4().hex, f"{symbol} <- {script}", False, run)
         session.submit(command)
         return command
 
@@ -494,6 +524,18 @@ class OpalServer:
                             self.error(404, "NoSuchValueTable", project, table)
                             return
                         command = server.assign(session, symbol, table_name)
+                        location = f"{server.url}{self.path.split('?')[0]}"
+                        if param.get("async", "false") == "true":
+                            self.reply(201, text=command.id, Location=location)
+                        else:
+                            command.done.wait(30)
+                            self.reply(201, Location=location)
+                    case "PUT", ["symbol", symbol]:
+                        try:
+                            command = server.assign_call(session, symbol, body.decode())
+                        except (LookupError, ValueError) as exc:
+                            self.error(400, "DataShieldParseError", str(exc).strip("'\""))
+                            return
                         location = f"{server.url}{self.path.split('?')[0]}"
                         if param.get("async", "false") == "true":
                             self.reply(201, text=command.id, Location=location)

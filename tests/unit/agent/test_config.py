@@ -201,3 +201,60 @@ ram_gb = 2
         env={"MODE": "fast"},
         ram_gb=2.0,
     )
+
+
+def test_the_tres_own_rules_are_read_and_checked_for_every_job(make_config):
+    from agent.client import LeasedJob
+    from agent.runner import JobRefused, check_accepted
+
+    config = make_config(
+        '[accept]\nprojects = ["PRJ-1"]\nexecutors = ["cwl"]\nworkflow_sha256 = ["' + "a" * 64 + '"]\n'
+        'container_digests = ["sha256:' + "b" * 64 + '"]\n'
+        '[containers]\nruntime = "runc"\nulimits = ["nofile=20000:20000"]\n'
+    )
+    assert config.accept.projects == {"PRJ-1"} and config.accept.container_digests == {"sha256:" + "b" * 64}
+    assert config.containers.runtime == "runc" and config.containers.ulimits == ("nofile=20000:20000",)
+
+    def job(project="PRJ-1", sha256="a" * 64):
+        return LeasedJob.from_json(
+            {
+                "id": 1,
+                "status": "claimed",
+                "project": project,
+                "fencing_token": 1,
+                "workflow": {"id": "w", "version": "1", "sha256": sha256, "executor": "cwl"},
+                "crate_url": "x",
+                "workflow_url": "x",
+                "results_url": "x",
+                "results_max_bytes": 1,
+            }
+        )
+
+    check_accepted(config.accept, job(), "cwl")
+    for leased, executor, reason in [
+        (job(project="PRJ-2"), "cwl", "do not accept jobs of project 'PRJ-2'"),
+        (job(), "tes", "do not accept workflows run by the tes executor"),
+        (job(sha256="c" * 64), "cwl", f"do not accept the workflow crate with SHA-256 {'c' * 64}"),
+    ]:
+        with pytest.raises(JobRefused, match=reason):
+            check_accepted(config.accept, leased, executor)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('[accept]\nexecutors = ["docker"]\n', r"\[accept\] executors: docker is not an executor"),
+        (
+            '[accept]\ncontainer_digests = ["alpine:latest"]\n',
+            r"container_digests: 'alpine:latest' is not valid",
+        ),
+        ('[accept]\nprojets = ["x"]\n', r"\[accept\]: unknown setting\(s\) 'projets'"),
+        (
+            '[containers]\nulimits = ["nofile"]\n',
+            r"\[containers\] ulimits: 'nofile' is not NAME=SOFT\[:HARD\]",
+        ),
+    ],
+)
+def test_mistakes_in_the_tres_own_rules_are_named(make_config, extra, message):
+    with pytest.raises(ConfigError, match=message):
+        make_config(extra)

@@ -90,7 +90,7 @@ def test_request_parameters_cannot_name_the_dataset_or_files_outside_inputs(tmp_
     assert result.outputs == ()
 
 
-def test_a_docker_requirement_is_refused(tmp_path, synthetic_sqlite):
+def test_a_docker_requirement_is_refused_where_the_tre_runs_no_containers(tmp_path, synthetic_sqlite):
     config = cwl_config(tmp_path, synthetic_sqlite, provenance=False)
     crate = tmp_path / "docker-crate"
     crate.mkdir()
@@ -104,9 +104,7 @@ def test_a_docker_requirement_is_refused(tmp_path, synthetic_sqlite):
     result = execute(job, config)
 
     assert result.status is ExecutionStatus.FAILED
-    assert (
-        result.reason == "the workflow needs a feature this TRE does not provide (e.g. a DockerRequirement)"
-    )
+    assert result.reason == "refused: the workflow runs in containers and this TRE runs no containers"
 
 
 def test_cancelling_a_running_workflow_stops_it(tmp_path, synthetic_sqlite):

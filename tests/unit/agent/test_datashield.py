@@ -590,3 +590,73 @@ def test_the_example_configuration_describes_the_opal_server():
     assert config.datashield is not None
     assert config.datashield.url.startswith("https://")
     assert config.datashield.token_file.name == "opal.token"
+
+
+# --------------------------------------------------------------------------- assign calls
+def assign_job(config: AgentConfig, assign: Any, calls: Any, **kwargs: Any) -> Job:
+    job = ds_job(config, calls, **kwargs)
+    parameters = dict(job.parameters, assign=json.dumps(assign))
+    return Job(job.id, job.workflow_id, "1", job.directory, parameters, job.service)
+
+
+def test_assign_calls_make_new_symbols_on_the_server_that_later_calls_read(tmp_path, opal):
+    config = ds_config(tmp_path, opal.url)
+    approved = {"profile": "default", "functions": [*APPROVED, "asNumericDS"]}
+    job = assign_job(config, {"AGE_N": "asNumericDS( 'D$AGE' )"}, ["meanDS(AGE_N)"], service=approved)
+
+    result = execute(job, config)
+
+    assert result.status is ExecutionStatus.COMPLETED, result.reason
+    mean = outputs_of(job)["call-01-meanDS.json"]
+    valid = [age for age in AGES if age is not None]
+    assert mean["result"]["EstimatedMean"] == pytest.approx(statistics.mean(valid))
+    assert ("PUT", "/ws/datashield/session/{id}/symbol/AGE_N") in templates(opal)
+    sent = next(r for r in opal.requests if r.path.endswith("/symbol/AGE_N"))
+    assert sent.body == b"asNumericDS('D$AGE')"  # the canonical text, as for aggregate calls
+    assert sent.headers.get("content-type") == "application/x-rscript"
+    assert ("GET", "/ws/datashield/env/assign/methods") in templates(opal)
+
+
+@pytest.mark.parametrize(
+    ("assign", "functions", "reason"),
+    [
+        (
+            {"AGE_N": "asNumericDS('D$AGE')"},
+            APPROVED,
+            "refused: assign call 1: function 'asNumericDS' is not among the DataSHIELD functions the TRE approved",
+        ),
+        (
+            {"AGE_N": "asNumericDS(X$AGE)"},
+            [*APPROVED, "asNumericDS"],
+            "refused: assign call 1 refers to X, which nothing before it creates",
+        ),
+        (
+            {"D": "asNumericDS('D$AGE')"},
+            [*APPROVED, "asNumericDS"],
+            "refused: assign call 1: 'D' is not a new usable symbol name",
+        ),
+        (
+            {"AGE_N": "asNumericDS(D$AGE); quit()"},
+            [*APPROVED, "asNumericDS"],
+            "refused: assign call 1 is not a plain DataSHIELD call",
+        ),
+        (
+            {"AGE_N": "meanDS(D$AGE)"},
+            [*APPROVED, "asNumericDS"],
+            "refused: assign call 1: function 'meanDS' is not an assign method of DataSHIELD profile 'default'",
+        ),
+    ],
+)
+def test_assign_calls_outside_the_approval_or_opals_list_are_refused_before_a_session(
+    tmp_path, opal, assign, functions, reason
+):
+    config = ds_config(tmp_path, opal.url)
+    job = assign_job(
+        config, assign, ["lengthDS('D$AGE')"], service={"profile": "default", "functions": functions}
+    )
+
+    result = execute(job, config)
+
+    assert result.status is ExecutionStatus.FAILED
+    assert result.reason.startswith(reason)
+    assert not any(method == "POST" for method, _ in templates(opal))  # no session was opened

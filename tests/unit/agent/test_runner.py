@@ -266,3 +266,33 @@ def test_a_sandboxed_workflow_left_by_a_killed_agent_is_reaped(tmp_path):
     assert reap_leftovers(directory.root) >= 1
     psutil.wait_procs(sleeps(), timeout=5)
     assert not sleeps()
+
+
+def test_an_agent_without_a_tes_route_starts_without_py_tes(tmp_path):
+    """py-tes (and psycopg) are blocked from import: only a route naming their executor needs them."""
+    config = tmp_path / "agent.toml"
+    base = (
+        f'[tre]\nslug = "tre-a"\nname = "TRE A"\nurl = "https://tre-a.example.org/"\n'
+        f'[agent]\nwork_dir = "{tmp_path}"\n'
+        '[limits]\ntimeout_seconds = 10\ncpu_seconds = 10\nmemory_bytes = "1 GiB"\nmax_output_file_bytes = 1000\n'
+        '[[workflows]]\nid = "https://w.example/a"\nversion = "1"\nexecutor = "cwl"\n'
+    )
+    config.write_text(base)
+    code = (
+        "import sys; sys.modules['tes'] = None; sys.modules['psycopg'] = None\n"
+        "import agent.__main__, agent.runner\n"
+        "from agent.client import PortalClient\n"
+        "from agent.config import ConfigError, load_config\n"
+        f"config = load_config({str(config)!r})\n"
+        "agent.runner.Runner(config, PortalClient('http://127.0.0.1:9', 'fsa_x'))\n"
+        "print(sorted(config.workflows), 'tes' in sys.modules and sys.modules['tes'] is not None)\n"
+        f'open({str(config)!r}, \'a\').write(\'[[workflows]]\\nid = "https://w.example/b"\\nversion = "1"\\n'
+        'executor = "tes"\\n[workflows.options]\\nimage = "x"\\ncommand = ["x"]\\n\')\n'
+        "try:\n    load_config(" + repr(str(config)) + ")\nexcept ConfigError as exc:\n    print(exc)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    first, second = completed.stdout.strip().splitlines()
+    assert first == "[('https://w.example/a', '1')] False"
+    assert second.endswith("the tes executor needs a Python package this agent lacks (tes)")

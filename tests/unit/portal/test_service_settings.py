@@ -125,3 +125,38 @@ def test_officer_approves_a_bitfount_workflow_with_its_pods_in_the_browser(clien
     assert approval.service_settings["pods"] == ["acme/hospital-pod"]
     shown = client.get(reverse("workflow_detail", args=[workflow.pk])).content.decode()
     assert "Bitfount pods: acme/hospital-pod" in shown
+
+
+@pytest.mark.django_db
+def test_officer_approves_a_cwl_workflow_with_its_container_digest_in_the_browser(client, tre_a, olivia):
+    digest = "sha256:" + "ab" * 32
+    workflow = factories.WorkflowFactory(executor="cwl")
+    approval = services.request_workflow_approval(workflow, tre_a, by=olivia)
+    client.force_login(olivia)
+    page = client.get(reverse("workflow_detail", args=[workflow.pk])).content.decode()
+    assert 'name="service_containers"' in page
+
+    bad = client.post(
+        reverse("workflow_decide", args=[approval.pk]),
+        {"decision": "approved", "service_containers": "alpine:latest"},
+        follow=True,
+    )
+    assert "Not valid container image digests" in bad.content.decode()
+    approval.refresh_from_db()
+    assert approval.status == Decision.PENDING
+
+    client.post(
+        reverse("workflow_decide", args=[approval.pk]),
+        {"decision": "approved", "service_containers": f"{digest}\n"},
+    )
+    approval.refresh_from_db()
+    assert approval.status == Decision.APPROVED
+    assert approval.service_settings == {"containers": [digest]}
+    shown = client.get(reverse("workflow_detail", args=[workflow.pk])).content.decode()
+    assert f"Container images it may run (by digest): {digest}" in shown
+
+
+def test_a_cwl_approval_without_containers_records_none():
+    assert service_settings.clean("cwl", {"containers": ""}) == {}
+    assert service_settings.clean("cwl", None) == {}
+    assert service_settings.describe("cwl", {}) == ""

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('portal', '0008_token_scopes'),
+        ('portal', '0010_drop_json_quote_function'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
