@@ -145,6 +145,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "portal.grants.ActorMiddleware",  # grants made while serving a request name its person
     "django.contrib.messages.middleware.MessageMiddleware",
+    "portal.middleware.PlainNotFoundMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",

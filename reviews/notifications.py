@@ -8,6 +8,7 @@ import unicodedata
 from django.conf import settings
 from django.db import transaction
 
+from crates import explain
 from portal.permissions import checkers_of, officers_of  # noqa: F401  (who hears about what)
 from reviews.models import Notification
 
@@ -113,3 +114,12 @@ def job_resumed(job):
         "The reason for the suspension was resolved.",
         job_url(job),
     )
+
+
+def job_failed(job):
+    """The researchers hear at once, in the portal and by e-mail, what failed and what to do."""
+    why = explain.failure(job)
+    body = f"{why.what}\n\nWhat to do: {why.next}"
+    if why.detail:
+        body += f"\n\nThe message from {job.tre}: {why.detail}"
+    notify(_researchers(job), Kind.DECISION, f"Failed at {job.tre}: {job.request.title}", body, job_url(job))

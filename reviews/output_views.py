@@ -9,12 +9,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from crates import permissions as crate_permissions
 from crates.models import Job
-from portal import audit
+from portal import audit, permissions
 from reviews import outputs
 from reviews.models import OutputFile, OutputVote, Publication
 from reviews.permissions import (
@@ -80,6 +81,24 @@ def _file_rows(output, user):
 
 
 @login_required
+def output_queue(request):
+    """The checker's work queue: files waiting for my vote across my TREs, oldest first."""
+    permissions.check_use_output_queue(request.user)
+    return render(
+        request,
+        "reviews/output_queue.html",
+        {"files": list(outputs.awaiting_vote(request.user)), "now": timezone.now()},
+    )
+
+
+def _has_decided_outputs(job, files):
+    """A release certificate certifies decisions: it exists once a file is decided or the job ended."""
+    return job.status in (Job.Status.RELEASED, Job.Status.WITHHELD) or any(
+        o.status != OutputFile.Status.PENDING for o in files
+    )
+
+
+@login_required
 def job_outputs(request, pk):
     job = _get_job(request.user, pk)
     check_view_outputs(request.user, job)
@@ -96,6 +115,7 @@ def job_outputs(request, pk):
             "is_checker": can_check_outputs(request.user, job),
             "is_researcher": can_act_as_researcher(request.user, job),
             "decisions": OutputVote.Decision.choices,
+            "can_certify": _has_decided_outputs(job, [f["output"] for f in files]),
         },
     )
 
@@ -299,6 +319,9 @@ def release_certificate(request, pk):
         _file_rows(o, request.user)
         for o in job.outputs.select_related("public_record").prefetch_related("votes__checker")
     ]
+    if not _has_decided_outputs(job, [f["output"] for f in files]):
+        messages.info(request, "No output has been decided yet, so there is nothing to certify.")
+        return redirect("job_outputs", pk=job.pk)
     html = render_to_string(
         "reviews/release_certificate.html",
         {

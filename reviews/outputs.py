@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from crates.fivesafes import paths, writeback
@@ -25,7 +26,7 @@ from crates.models import Job, ResultUpload
 from crates.services import crate_limits, portal_agent
 from crates.transitions import transition
 from portal import audit, permissions
-from portal.models import DataAccessAgreement
+from portal.models import DataAccessAgreement, Membership
 from reviews import notifications, signals
 from reviews.models import OutputFile, OutputVote, Publication, PublicOutput
 from reviews.permissions import (
@@ -284,6 +285,24 @@ def votes_needed(output):
     if output.status == F.PENDING and len(votes) >= required:
         return required + 1
     return required
+
+
+def awaiting_vote(user):
+    """Output files waiting for `user`'s vote across the TREs they check, oldest first.
+
+    Separation of duties: files of projects the checker belongs to (or submitted) are left out.
+    """
+    tres = permissions.tres_checked_by(user)
+    mine = OutputVote.objects.filter(output=OuterRef("pk"), checker=user, round=OuterRef("round"))
+    member = Membership.objects.filter(project=OuterRef("job__request__project"), person=user)
+    return (
+        OutputFile.objects.filter(status=F.PENDING, job__status=S.OUTPUT_REVIEW, job__tre__in=tres)
+        .exclude(Exists(mine))
+        .exclude(Exists(member))
+        .exclude(Q(job__request__submitter=user) | Q(job__request__project__lead=user))
+        .select_related("job__tre", "job__request__project")
+        .order_by("created_at", "pk")
+    )
 
 
 def votes_visible_to(output, user):

@@ -11,10 +11,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from portal import accounts, audit, csvexport, permissions, roles, services
+from portal import accounts, audit, csvexport, permissions, ppie, roles, services, todo
 from portal.forms import AccreditationForm, AuditFilterForm, ProfileForm, TokenForm
 from portal.models import (
     Accreditation,
@@ -80,6 +81,18 @@ def dashboard(request):
                 tre__in=tres, status=DataAccessAgreement.Status.ACTIVE, valid_until__lte=today + SOON
             ).select_related("project", "tre"),
         }
+    context["ppie_asks"] = [
+        (project, review)
+        for project in user.projects_led.filter(approvals__status=Decision.PENDING)
+        .distinct()
+        .prefetch_related("ppie_reviews")
+        for state, review in [ppie.state(project)]
+        if state == ppie.PLAINER
+    ]
+    context["sections"] = [
+        render_to_string(section.template, section.context, request=request)
+        for section in todo.sections_for(user)
+    ]
     context["is_auditor"] = permissions.can_view_audit(user)
     context["is_researcher"] = permissions.has_role(user, roles.RESEARCHER)
     return render(request, "portal/dashboard.html", context)

@@ -86,7 +86,10 @@ def test_the_outputs_page_and_table_viewer_show_the_researcher_no_values(client,
     assert "3 is below" not in viewer and ">3<" not in viewer
 
 
-def test_the_release_certificate_shows_the_researcher_no_values(client, checking, alice):
+def test_the_release_certificate_shows_the_researcher_no_values(client, checking, alice, cam, chris):
+    small = _small(checking)
+    for checker in (cam, chris):  # decided (so there is a certificate) but never released
+        outputs.vote(small, "reject", "Too small to release.", by=checker)
     client.force_login(alice)
     response = client.get(reverse("release_certificate", args=[checking.pk]))
     assert response.status_code == 200
