@@ -19,7 +19,9 @@ writes, inside the job directory only:
   Nothing is fetched from a remote URL: every URI in the file is a ``file://`` path the agent checked.
 
 then runs, each as a sandboxed subprocess (minimal environment, process group, wall-clock limit,
-cancellation, CPU/memory/file-size limits; network off unless the route allows it)::
+cancellation, CPU/memory/file-size limits; network off unless the route allows it, and with
+``require_network_isolation`` a job is refused rather than run with network when the kernel cannot
+isolate it)::
 
     WfExS-backend.py -L local_config.yaml init                              (only when the keys are absent)
     WfExS-backend.py -L local_config.yaml stage -W job.wfex.stage --save-workdir-id state/wfexs-workdir-id
@@ -72,7 +74,14 @@ from agent.executors.base import (
     collect_output,
 )
 from agent.jobs import Job, ParameterValue
-from agent.sandbox import Outcome, ResourceLimits, SandboxResult, minimal_environment, run_sandboxed
+from agent.sandbox import (
+    Outcome,
+    ResourceLimits,
+    SandboxError,
+    SandboxResult,
+    minimal_environment,
+    run_sandboxed,
+)
 
 __all__ = [
     "CONTAINER_TYPES",
@@ -278,6 +287,8 @@ class WfExSExecutor:
                 stdout=directory.logs / f"wfexs-{name}.stdout.log",
                 stderr=directory.logs / f"wfexs-{name}.stderr.log",
                 allow_network=self.options.allow_network,
+                require_network_isolation=sandbox.require_network_isolation
+                and not self.options.allow_network,
                 cancel=cancel,
                 grace_seconds=sandbox.cancel_grace_seconds,
             )
@@ -294,79 +305,84 @@ class WfExSExecutor:
                 return finish(ExecutionStatus.FAILED, f"{what} ({outcome.describe()})")
             return None
 
-        # WfExS fetches a file: workflow as that one file, so a CWL workflow goes to it packed (one document
-        # with every step's tool), as cwltool --pack writes it; the approved crate itself is not changed.
-        if self.options.workflow_type == "cwl":
-            packed = base / "packed.cwl"
-            main = stage["workflow_id"]
-            outcome = step("pack", argv=[*_CWLTOOL, "--pack", _path_of(main)])
-            if (ended := failed("could not pack the CWL workflow: cwltool --pack", outcome)) is not None:
-                return ended
-            shutil.copyfile(directory.logs / "wfexs-pack.stdout.log", packed)
-            stage["workflow_id"] = packed.as_uri()
-        with stage_file.open("w", encoding="utf-8") as handle:
-            yaml.dump(stage, handle)
-
-        # The version names the engine in the result crate and proves the installation starts.
-        outcome = step(
-            "version", "--version", seconds=min(_VERSION_TIMEOUT_SECONDS, deadline - time.monotonic())
-        )
-        if (ended := failed("--version", outcome)) is not None:
-            return ended
-        version = _parse_version(directory.logs / "wfexs-version.stdout.log")
-        engine = Engine("WfExS-backend", version or "unknown", ENGINE_URL)
-
-        if not (directory.state / "wfexs.key").exists():
-            if (ended := failed("init", step("init", "init"))) is not None:
-                return ended
-        id_file = directory.state / "wfexs-workdir-id"
-        id_file.unlink(missing_ok=True)
-        if (
-            ended := failed(
-                "stage", step("stage", "stage", "-W", str(stage_file), "--save-workdir-id", str(id_file))
-            )
-        ) is not None:
-            return ended
         try:
-            workdir_id = id_file.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            workdir_id = ""
-        if not _WORKDIR_ID_RE.match(workdir_id):
-            return finish(
-                ExecutionStatus.FAILED, "WfExS-backend stage did not save a usable working directory id"
-            )
-        details["workdir_id"] = workdir_id
-        if (
-            ended := failed("offline-execute", step("execute", "offline-execute", "-J", workdir_id))
-        ) is not None:
-            return ended
-        # The run crate is provenance kept inside the TRE; without it the outputs still stand.
-        exported = step("export", "export-crate", "-J", workdir_id)
-        if exported.outcome is Outcome.CANCELLED:
-            return finish(ExecutionStatus.CANCELLED, "cancelled")
-        if not exported.succeeded:
-            details["provenance"] = f"WfExS-backend export-crate failed ({exported.describe()})"
+            # WfExS fetches a file: workflow as that one file, so a CWL workflow goes to it packed (one document
+            # with every step's tool), as cwltool --pack writes it; the approved crate itself is not changed.
+            if self.options.workflow_type == "cwl":
+                packed = base / "packed.cwl"
+                main = stage["workflow_id"]
+                outcome = step("pack", argv=[*_CWLTOOL, "--pack", _path_of(main)])
+                if (ended := failed("could not pack the CWL workflow: cwltool --pack", outcome)) is not None:
+                    return ended
+                shutil.copyfile(directory.logs / "wfexs-pack.stdout.log", packed)
+                stage["workflow_id"] = packed.as_uri()
+            with stage_file.open("w", encoding="utf-8") as handle:
+                yaml.dump(stage, handle)
 
-        workdir = (base / "workdirs" / workdir_id).resolve()
-        if (base / "workdirs").resolve() not in workdir.parents:
-            return finish(ExecutionStatus.FAILED, "WfExS-backend's working directory is not inside the job")
-        crates = sorted(
-            path for path in workdir.glob("**/*crate.zip") if path.is_file() and not path.is_symlink()
-        )
-        provenance = crates[0] if crates else None
-        try:
-            outputs = _collect(
-                _execution_outputs(workdir / "outputs"),
-                directory.outputs,
-                max_bytes=limits.max_output_file_bytes,
+            # The version names the engine in the result crate and proves the installation starts.
+            outcome = step(
+                "version", "--version", seconds=min(_VERSION_TIMEOUT_SECONDS, deadline - time.monotonic())
             )
-        except OutputError as exc:
-            return finish(ExecutionStatus.FAILED, f"output refused: {exc}")
-        if not outputs:
-            return finish(
-                ExecutionStatus.FAILED, "WfExS-backend finished but the workflow produced no outputs"
+            if (ended := failed("--version", outcome)) is not None:
+                return ended
+            version = _parse_version(directory.logs / "wfexs-version.stdout.log")
+            engine = Engine("WfExS-backend", version or "unknown", ENGINE_URL)
+
+            if not (directory.state / "wfexs.key").exists():
+                if (ended := failed("init", step("init", "init"))) is not None:
+                    return ended
+            id_file = directory.state / "wfexs-workdir-id"
+            id_file.unlink(missing_ok=True)
+            if (
+                ended := failed(
+                    "stage", step("stage", "stage", "-W", str(stage_file), "--save-workdir-id", str(id_file))
+                )
+            ) is not None:
+                return ended
+            try:
+                workdir_id = id_file.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError):
+                workdir_id = ""
+            if not _WORKDIR_ID_RE.match(workdir_id):
+                return finish(
+                    ExecutionStatus.FAILED, "WfExS-backend stage did not save a usable working directory id"
+                )
+            details["workdir_id"] = workdir_id
+            if (
+                ended := failed("offline-execute", step("execute", "offline-execute", "-J", workdir_id))
+            ) is not None:
+                return ended
+            # The run crate is provenance kept inside the TRE; without it the outputs still stand.
+            exported = step("export", "export-crate", "-J", workdir_id)
+            if exported.outcome is Outcome.CANCELLED:
+                return finish(ExecutionStatus.CANCELLED, "cancelled")
+            if not exported.succeeded:
+                details["provenance"] = f"WfExS-backend export-crate failed ({exported.describe()})"
+
+            workdir = (base / "workdirs" / workdir_id).resolve()
+            if (base / "workdirs").resolve() not in workdir.parents:
+                return finish(
+                    ExecutionStatus.FAILED, "WfExS-backend's working directory is not inside the job"
+                )
+            crates = sorted(
+                path for path in workdir.glob("**/*crate.zip") if path.is_file() and not path.is_symlink()
             )
-        return finish(ExecutionStatus.COMPLETED, None, outputs)
+            provenance = crates[0] if crates else None
+            try:
+                outputs = _collect(
+                    _execution_outputs(workdir / "outputs"),
+                    directory.outputs,
+                    max_bytes=limits.max_output_file_bytes,
+                )
+            except OutputError as exc:
+                return finish(ExecutionStatus.FAILED, f"output refused: {exc}")
+            if not outputs:
+                return finish(
+                    ExecutionStatus.FAILED, "WfExS-backend finished but the workflow produced no outputs"
+                )
+            return finish(ExecutionStatus.COMPLETED, None, outputs)
+        except SandboxError as exc:
+            return finish(ExecutionStatus.FAILED, f"refused: {exc}")
 
 
 def _path_of(uri: str) -> str:
