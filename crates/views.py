@@ -237,6 +237,12 @@ def request_detail(request, pk):
         template += "#request-jobs"
     elif request.htmx:
         template += "#version-status"
+        if latest is not None and latest.is_final:
+            # The status region polls only while the crate is being checked. Once it is checked, the
+            # summary and the jobs at each TRE appear, so the whole page loads once (keeping its place).
+            response = render(request, template, context)
+            response["HX-Refresh"] = "true"
+            return response
     return render(request, template, context)
 
 
