@@ -229,7 +229,9 @@ def measure_validation(quick: bool = False) -> dict[str, Any]:
     progress("our validator, batch invocations in a fresh interpreter")
     child = [sys.executable, __file__, "--child", "validate", *map(str, crates)]
     our_batch = [run_measured(child).seconds for _ in range(plan.oracle_runs)]
+    commands = measure_commands(crates[0], max(plan.oracle_runs, 3))
     return {
+        "commands": commands,
         "quick": quick,
         "crates": timings,
         "fixtures": len(everything),
@@ -239,6 +241,31 @@ def measure_validation(quick: bool = False) -> dict[str, Any]:
         "batch_runs": plan.oracle_runs,
         "per_crate_runs": plan.our_runs,
     }
+
+
+COMMAND_GOAL = 30  # times faster, as commands: start-up included
+
+
+def command_lines(crate: Path) -> dict[str, list[str]]:
+    """One crate checked by each command as a person types it: the community validator, the Django-free
+    ``python -m crates.fivesafes.validate`` and ``manage.py validate_crate``."""
+    env_python = sys.executable
+    return {
+        "community": oracle_command([crate]),
+        "module": [env_python, "-m", "crates.fivesafes.validate", "--json", str(crate)],
+        "manage": [env_python, "manage.py", "validate_crate", "--json", str(crate)],
+    }
+
+
+def measure_commands(crate: Path, rounds: int) -> dict[str, Any]:
+    """Each command on one crate, interleaved round by round, wall time of the whole process."""
+    lines = command_lines(crate)
+    seconds: dict[str, list[float]] = {name: [] for name in lines}
+    for number in range(1, rounds + 1):
+        progress(f"commands on {crate.name}, round {number}/{rounds}")
+        for name, command in lines.items():
+            seconds[name].append(run_measured(command, ok=(0, 1)).seconds)
+    return {"crate": crate.name, "rounds": rounds, "seconds": seconds}
 
 
 def validate_child(paths: Sequence[str]) -> None:
@@ -481,6 +508,25 @@ def validation_goals(result: dict[str, Any]) -> list[Goal]:
             f"{agree} of {len(crates)} crates agree",
             agree == len(crates),
         ),
+        *command_goals(result),
+    ]
+
+
+def command_goals(result: dict[str, Any]) -> list[Goal]:
+    if "commands" not in result:  # results saved before the commands were measured
+        return []
+    seconds = {name: statistics.median(times) for name, times in result["commands"]["seconds"].items()}
+    speedup = seconds["community"] / seconds["module"]
+    return [
+        Goal(
+            "validation",
+            f"`validate_crate` as a command at least {COMMAND_GOAL}× faster than the community validator "
+            "as a command",
+            f"{speedup:,.1f}× (`python -m crates.fivesafes.validate` {seconds['module']:.2f} s, "
+            f"community {seconds['community']:.2f} s, `manage.py validate_crate` {seconds['manage']:.2f} s; "
+            f"medians of {result['commands']['rounds']} rounds)",
+            speedup >= COMMAND_GOAL,
+        )
     ]
 
 
