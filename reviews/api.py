@@ -500,6 +500,52 @@ class RequestCombined(PersonAPIMixin, APIView):
         )
 
 
+class PooledRegressionSerializer(serializers.Serializer):
+    formula = serializers.CharField()
+    family = serializers.CharField()
+    coefficients_sent = serializers.ListField(child=serializers.FloatField())
+    coefficients_next = serializers.ListField(child=serializers.FloatField())
+    deviance = serializers.FloatField()
+    n_valid = serializers.IntegerField()
+    per_tre_n = serializers.DictField(child=serializers.IntegerField())
+    converged = serializers.BooleanField()
+    next_call = serializers.CharField(help_text="The glmDS2 call to send to every TRE in the next round.")
+
+
+class RequestRegression(PersonAPIMixin, APIView):
+    """One round of a DataSHIELD regression pooled across the request's TREs (docs/executors/datashield.md)."""
+
+    required_scopes = {"GET": (TokenScope.READ,)}
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "previous_deviance",
+                float,
+                description="The pooled deviance of the round before, to tell whether the fit has converged.",
+            )
+        ],
+        responses=PooledRegressionSerializer,
+        summary="Pool the TREs' released regression answers into the next round",
+    )
+    def get(self, request, pk):
+        req = generics.get_object_or_404(crate_permissions.visible_requests(request.user), pk=pk)
+        _run(lambda: check_combine(request.user, list(req.jobs.select_related("tre", "request__project"))))
+        previous = request.query_params.get("previous_deviance")
+        try:
+            previous = float(previous) if previous not in (None, "") else None
+        except ValueError:
+            raise DRFValidationError(
+                {"previous_deviance": "Give the last round's deviance as a number."}
+            ) from None
+        pooled = _run(
+            lambda: _run_combine(
+                lambda: federation.glm_round(req, by=request.user, previous_deviance=previous)
+            )
+        )
+        return Response(PooledRegressionSerializer(pooled).data)
+
+
 class CombinedMixin(PersonAPIMixin):
     def combined(self, pk):
         visible = crate_permissions.visible_requests(self.request.user)

@@ -15,6 +15,11 @@ urlpatterns = [
     path(
         "v1/requests/<int:pk>/combined/", reviews_api.RequestCombined.as_view(), name="api_request_combined"
     ),
+    path(
+        "v1/requests/<int:pk>/regression/",
+        reviews_api.RequestRegression.as_view(),
+        name="api_request_regression",
+    ),
     path("v1/combined/<int:pk>/", reviews_api.CombinedDetail.as_view(), name="api_combined_detail"),
     path("v1/combined/<int:pk>/decision/", reviews_api.DecideCombined.as_view(), name="api_combined_decide"),
     path("v1/outputs/<int:pk>/votes/", reviews_api.VoteOnOutput.as_view(), name="api_output_vote"),

@@ -83,6 +83,7 @@ EXPECTED = {
     ("POST", "/api/v1/outputs/{output}/describe/"): MEMBERS,
     ("GET", "/api/v1/requests/{request}/combined/"): CAN_SEE_JOB,
     ("POST", "/api/v1/requests/{request}/combined/"): MEMBERS | {"cam"},
+    ("GET", "/api/v1/requests/{request}/regression/"): MEMBERS | {"cam"},
     ("GET", "/api/v1/combined/{combined}/"): CAN_SEE_JOB,
     ("POST", "/api/v1/combined/{combined}/decision/"): {"cam"},
 }

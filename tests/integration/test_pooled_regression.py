@@ -120,3 +120,33 @@ def test_only_the_project_and_checkers_pool_and_nothing_released_means_nothing_t
     release_round(two_tre_request, [0.0] * 4, make_rows(1, 140), make_rows(2, 90), people, tmp_path)
     with pytest.raises(PermissionDenied):
         federation.glm_round(two_tre_request, by=pat)
+
+
+def _token(user):
+    import time
+
+    from portal import permissions, services
+
+    scopes = permissions.token_scopes_for(user)  # made right after a second-factor check
+    secret = services.create_token(user, "api", by=user, days=1, scopes=scopes, second_factor_at=time.time())[
+        1
+    ]
+    return {"authorization": f"Bearer {secret}"}
+
+
+def test_the_api_pools_a_round_as_the_function_does_and_refuses_whom_it_refuses(
+    client, two_tre_request, people, alice, pat, tmp_path
+):
+    url = f"/api/v1/requests/{two_tre_request.pk}/regression/"
+    nothing = client.get(url, headers=_token(alice))
+    assert nothing.status_code == 400 and "No TRE has released" in nothing.json()["detail"]
+    release_round(two_tre_request, [0.0] * 4, make_rows(1, 140), make_rows(2, 90), people, tmp_path)
+
+    body = client.get(url, headers=_token(alice)).json()
+    assert body == federation.glm_round(two_tre_request, by=alice)
+    again = client.get(url, {"previous_deviance": body["deviance"]}, headers=_token(alice)).json()
+    assert again["converged"] is True  # the same answers again: the deviance did not move
+
+    assert client.get(url, {"previous_deviance": "a lot"}, headers=_token(alice)).status_code == 400
+    assert client.get(url, headers=_token(pat)).status_code in (403, 404)
+    assert client.get(url).status_code in (401, 403)
