@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, models, router, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from portal import sqlrows
@@ -142,6 +143,10 @@ class Actor:
 SYSTEM = Actor(AuditEvent.ActorKind.SYSTEM, "", "Five Safes Portal")
 PUBLIC = Actor(AuditEvent.ActorKind.PUBLIC, "", "Member of the public")
 
+# Sent with `event=` after each append, inside the same transaction: the one place that turns audit
+# events into webhook deliveries (portal.webhooks), so an outbox row commits or rolls back with its event.
+event_recorded = Signal()
+
 
 def _json_safe(value):
     return json.loads(json.dumps(value or {}, cls=DjangoJSONEncoder))
@@ -187,6 +192,7 @@ def record(
         _append_in_one_statement(event, connection)
     else:
         _append(event, connection)
+    event_recorded.send(sender=AuditEvent, event=event)
     return event
 
 

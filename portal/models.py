@@ -634,3 +634,4 @@ class PersonalToken(models.Model):
 
 
 from portal.public_models import PublicQuestion  # noqa: E402, F401
+from portal.webhook_models import WebhookDelivery, WebhookEndpoint, WebhookEventType  # noqa: E402, F401
