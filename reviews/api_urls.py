@@ -14,5 +14,6 @@ urlpatterns = [
     path("v1/jobs/<int:pk>/outputs/", reviews_api.JobOutputs.as_view(), name="api_job_outputs"),
     path("v1/outputs/<int:pk>/votes/", reviews_api.VoteOnOutput.as_view(), name="api_output_vote"),
     path("v1/outputs/<int:pk>/release/", reviews_api.ReleaseOutput.as_view(), name="api_output_release"),
+    path("v1/outputs/<int:pk>/download/", reviews_api.OutputDownload.as_view(), name="api_output_download"),
     path("v1/outputs/<int:pk>/describe/", reviews_api.DescribeOutput.as_view(), name="api_output_describe"),
 ]
