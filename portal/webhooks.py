@@ -341,8 +341,9 @@ def post(endpoint, message_id, body):
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
         connection.request("POST", target, body=body.encode(), headers=headers)
-        response = connection.getresponse()
-        text = response.read(RESPONSE_BYTES_KEPT).decode("utf-8", "replace")
+        # Closed here: a response that will close its connection is not closed by the connection.
+        with connection.getresponse() as response:
+            text = response.read(RESPONSE_BYTES_KEPT).decode("utf-8", "replace")
         return response.status, ("" if 200 <= response.status < 300 else f"HTTP {response.status}: {text}")
     finally:
         connection.close()
