@@ -207,6 +207,18 @@ class WorkflowSerializer(serializers.Serializer):
     )
 
 
+class AgentPolicySerializer(serializers.Serializer):
+    """What the agent must honour of the TRE's disclosure policy (with the project's agreement overrides)."""
+
+    min_cell_count = serializers.IntegerField(
+        help_text="Counts below this are suppressed before they leave the TRE; the portal fails them."
+    )
+    zeros_disclosive = serializers.BooleanField(help_text="Whether a zero count is disclosive.")
+    rounding_base = serializers.IntegerField(
+        help_text="Published counts must be multiples of this; 0 means no rounding is required."
+    )
+
+
 _DATETIME = serializers.DateTimeField()
 
 
@@ -235,6 +247,9 @@ class LeasedJobSerializer(serializers.Serializer):
     workflow_url = serializers.SerializerMethodField()
     results_url = serializers.SerializerMethodField()
     results_max_bytes = serializers.SerializerMethodField()
+    policy = AgentPolicySerializer(
+        help_text="The disclosure policy the agent must honour; an agent that cannot honour it refuses the job."
+    )
 
     def to_representation(self, claim):
         """What the declared fields give, built directly: every claim of every agent is answered with
@@ -263,6 +278,7 @@ class LeasedJobSerializer(serializers.Serializer):
             "workflow_url": self.get_workflow_url(claim),
             "results_url": self.get_results_url(claim),
             "results_max_bytes": self.get_results_max_bytes(claim),
+            "policy": claim.policy,
         }
 
     def _url(self, name, claim):

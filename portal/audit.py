@@ -5,25 +5,18 @@ trail. Each row stores the hash of the row before it and its own hash over its c
 so editing, deleting or reordering rows breaks the chain (see `verify_chain`). Appends are
 serialised by locking the single `AuditChainHead` row, which also remembers the newest
 hash and the row count, so deleting the newest rows is caught too.
-
-On PostgreSQL an append is one statement: it locks the head, links the event to the hash before it
-and inserts it, so the head is held only for that statement and its commit, never while Python runs.
-Python prepares the event's canonical JSON on both sides of its previous hash (`canonical_pieces`)
-and PostgreSQL hashes the three pieces together: the same SHA-256 `compute_hash` gives.
 """
 
-import functools
 import hashlib
 import json
-import secrets
 from dataclasses import dataclass
 
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connections, models, router, transaction
+from django.db import models, transaction
 from django.dispatch import Signal
 from django.utils import timezone
-
-from portal import sqlrows
 
 GENESIS_HASH = "0" * 64
 # What an event says, in the order of its columns; its hash covers these and the previous hash.
@@ -166,110 +159,40 @@ def record(
     tre="",
     project="",
 ):
-    """Append one event to the chain, inside the caller's transaction."""
+    """Append one event to the chain, inside the caller's transaction.
+
+    The one way an event is written: lock the chain's head, link the event to the hash before it,
+    insert it and move the head, with the ORM, the same on every database."""
     actor = Actor.of(by)
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or str(obj.pk)
         object_label = object_label or str(obj)[:300]
-    event = AuditEvent(
-        created_at=timezone.now(),
-        actor_kind=actor.kind,
-        actor_id=actor.id,
-        actor_label=actor.label[:300],
-        verb=verb,
-        object_type=object_type,
-        object_id=str(object_id),
-        object_label=object_label[:300],
-        tre_slug=getattr(tre, "slug", tre) or "",
-        project_identifier=getattr(project, "identifier", project) or "",
-        before=_json_safe(before),
-        after=_json_safe(after),
-        message=message,
-    )
-    connection = connections[router.db_for_write(AuditEvent)]
-    if connection.vendor == "postgresql":
-        _append_in_one_statement(event, connection)
-    else:
-        _append(event, connection)
-    event_recorded.send(sender=AuditEvent, event=event)
-    return event
-
-
-def _append(event, connection):
-    """Lock the head, link and insert the event, move the head (SQLite's writes are serialised anyway)."""
-    with transaction.atomic(using=connection.alias, savepoint=False):
-        head, _ = (
-            AuditChainHead.objects.using(connection.alias).select_for_update().get_or_create(singleton=1)
+    with transaction.atomic(savepoint=False):
+        head, _ = AuditChainHead.objects.select_for_update().get_or_create(singleton=1)
+        event = AuditEvent(
+            created_at=timezone.now(),
+            actor_kind=actor.kind,
+            actor_id=actor.id,
+            actor_label=actor.label[:300],
+            verb=verb,
+            object_type=object_type,
+            object_id=str(object_id),
+            object_label=object_label[:300],
+            tre_slug=getattr(tre, "slug", tre) or "",
+            project_identifier=getattr(project, "identifier", project) or "",
+            before=_json_safe(before),
+            after=_json_safe(after),
+            message=message,
+            prev_hash=head.last_hash,
         )
-        event.prev_hash = head.last_hash
         event.hash = event.compute_hash()
-        event.save(using=connection.alias, _append=True)
+        event.save(_append=True)
         head.last_hash = event.hash
         head.count += 1
-        head.save(using=connection.alias, update_fields=["last_hash", "count"])
-
-
-def canonical_pieces(event, placeholders):
-    """The event's canonical form cut around values not known yet.
-
-    `placeholders` maps names to unique strings set in the event where those values go; returns (the
-    pieces between the quoted placeholders, the names in the order they come), so that whoever knows
-    the values (the database) can complete the form and hash it."""
-    canonical = event.canonical()
-    found = sorted((canonical.index(f'"{mark}"'), name) for name, mark in placeholders.items())
-    pieces, start = [], 0
-    for position, name in found:
-        pieces.append(canonical[start:position])
-        start = position + len(placeholders[name]) + 2
-    pieces.append(canonical[start:])
-    if any(mark in piece for piece in pieces for mark in placeholders.values()):
-        raise RuntimeError("A placeholder of the audit event appears twice in its canonical form.")
-    return pieces, [name for _, name in found]
-
-
-@functools.cache
-def _append_statement(alias):
-    connection = connections[alias]
-    quote = connection.ops.quote_name
-    head, events = quote(AuditChainHead._meta.db_table), quote(AuditEvent._meta.db_table)
-    columns = [quote(AuditEvent._meta.get_field(name).column) for name in CONTENT_FIELDS]
-    values = ["%s::jsonb" if name in ("before", "after") else "%s" for name in CONTENT_FIELDS]
-    return f"""
-        WITH previous AS (
-            SELECT last_hash, count FROM {head} WHERE singleton = 1 FOR UPDATE
-        ), link AS (
-            UPDATE {head} AS head
-            SET last_hash = encode(sha256(convert_to(%s || '"' || previous.last_hash || '"' || %s, 'UTF8')), 'hex'),
-                count = previous.count + 1
-            FROM previous
-            WHERE head.singleton = 1
-            RETURNING previous.last_hash AS prev_hash, head.last_hash AS hash
-        )
-        INSERT INTO {events} ({", ".join(columns)}, prev_hash, hash)
-        SELECT {", ".join(values)}, link.prev_hash, link.hash FROM link
-        RETURNING id, prev_hash, hash
-    """  # noqa: S608 (names from the models; values are parameters)
-
-
-def _append_in_one_statement(event, connection):
-    """PostgreSQL: lock the head, link, insert and move the head in one statement (module docstring)."""
-    event.prev_hash = secrets.token_hex(32)
-    (before, after), _ = canonical_pieces(event, {"prev_hash": event.prev_hash})
-    params = [before, after]
-    for name in CONTENT_FIELDS:
-        value = getattr(event, name)
-        params.append(json.dumps(value, cls=DjangoJSONEncoder) if name in ("before", "after") else value)
-    with sqlrows.prepared_cursor(connection) as cursor:
-        cursor.execute(_append_statement(connection.alias), params)
-        row = cursor.fetchone()
-        if row is None:  # a new database: the head row is made once, then the append runs again
-            with transaction.atomic(using=connection.alias):
-                AuditChainHead.objects.using(connection.alias).get_or_create(singleton=1)
-            cursor.execute(_append_statement(connection.alias), params)
-            row = cursor.fetchone()
-    event.pk, event.prev_hash, event.hash = row
-    event._state.adding, event._state.db = False, connection.alias
+        head.save(update_fields=["last_hash", "count"])
+        event_recorded.send(sender=AuditEvent, event=event)
+    return event
 
 
 @dataclass(frozen=True)
@@ -311,3 +234,78 @@ def head_digest():
     """The published digest: newest hash and count."""
     head = AuditChainHead.objects.filter(singleton=1).first()
     return {"hash": head.last_hash if head else GENESIS_HASH, "count": head.count if head else 0}
+
+
+# --- Digests published outside the database ------------------------------------------------------
+# The daily digest (transparency.digests) is written as a file to its own storage
+# (settings.STORAGES["audit_digests"]: a bucket or a folder), so whoever can rewrite the database cannot
+# rewrite what vouches for it; verify_against_published compares the chain with every such file.
+
+DIGEST_STORAGE = "audit_digests"
+_DIGEST_FILE = "audit-digest-{date}.json"
+
+
+@dataclass(frozen=True)
+class PublishedDigest:
+    date: str  # ISO date
+    count: int
+    hash: str
+    published_at: str  # ISO date-time
+
+
+def digest_storage():
+    return storages[DIGEST_STORAGE]
+
+
+def write_digest_file(*, day, count, hash_, published_at):
+    """Publish a digest as a JSON file, once: an existing file is never replaced. Returns its name."""
+    storage = digest_storage()
+    name = _DIGEST_FILE.format(date=day)
+    if storage.exists(name):
+        return name
+    body = {"algorithm": "sha256", "date": day, "count": count, "hash": hash_, "published_at": published_at}
+    storage.save(name, ContentFile((json.dumps(body, indent=2, sort_keys=True) + "\n").encode()))
+    return name
+
+
+def published_digests():
+    """The digests published outside the database, by count (an empty list when none are)."""
+    storage = digest_storage()
+    try:
+        _, names = storage.listdir("")
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        if not (name.startswith("audit-digest-") and name.endswith(".json")):
+            continue
+        with storage.open(name, "rb") as handle:
+            data = json.loads(handle.read())
+        found.append(PublishedDigest(data["date"], int(data["count"]), data["hash"], data["published_at"]))
+    return sorted(found, key=lambda d: (d.count, d.date))
+
+
+def verify_against_published(digests=None):
+    """Compare the chain with every digest published outside the database; the first problem, or None.
+
+    Catches what the chain cannot show by itself: newest events removed (with the head moved back), and
+    the chain rewritten and re-hashed, because event number `count` no longer has the published hash.
+    """
+    for digest in published_digests() if digests is None else digests:
+        row = list(
+            AuditEvent.objects.order_by("id").values_list("id", "hash")[digest.count - 1 : digest.count]
+        )
+        if not row:
+            return ChainProblem(
+                None,
+                f"the digest published for {digest.date} vouches for {digest.count} events, but the chain "
+                "has fewer (newest events were removed)",
+            )
+        event_id, hash_ = row[0]
+        if hash_ != digest.hash:
+            return ChainProblem(
+                event_id,
+                f"its hash is not the one the digest published for {digest.date} gives (the chain was "
+                "rewritten and re-hashed)",
+            )
+    return None

@@ -84,6 +84,8 @@ class TREForm(forms.ModelForm):
             "p_ratio",
             "rounding_base",
             "required_output_checkers",
+            "on_disagreement",
+            "ppie_review",
             "permitted_output_kinds",
             "allowed_executors",
         ]
@@ -321,7 +323,17 @@ class WorkflowForm(forms.ModelForm):
 
     class Meta:
         model = ApprovedWorkflow
-        fields = ["name", "workflow_id", "version", "sha256", "language", "executor", "description", "crate"]
+        fields = [
+            "name",
+            "workflow_id",
+            "version",
+            "sha256",
+            "language",
+            "executor",
+            "description",
+            "output_schemas",
+            "crate",
+        ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -347,6 +359,9 @@ class WorkflowForm(forms.ModelForm):
 
     def clean_sha256(self):
         return self.cleaned_data["sha256"].strip().lower()
+
+    def clean_output_schemas(self):
+        return self.cleaned_data.get("output_schemas") or {}
 
     def clean_crate(self):
         crate = self.cleaned_data.get("crate")
@@ -392,7 +407,11 @@ class TokenForm(forms.Form):
 
 
 class AuditFilterForm(forms.Form):
-    verb = forms.CharField(required=False)
+    verb = forms.CharField(
+        required=False,
+        label="Event code",
+        help_text="As in the exports, such as review.started; review. matches every review event.",
+    )
     actor = forms.CharField(required=False, label="Actor (e-mail or id)")
     object_type = forms.CharField(required=False)
     object_id = forms.CharField(required=False)

@@ -145,6 +145,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "portal.grants.ActorMiddleware",  # grants made while serving a request name its person
     "django.contrib.messages.middleware.MessageMiddleware",
+    "portal.middleware.PlainNotFoundMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
@@ -194,12 +195,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "transaction_mode": "IMMEDIATE",
         }
     )
-elif env_bool("DATABASE_PREPARED_STATEMENTS", True):
-    # Lets the few hot statements that ask for it (portal.sqlrows.prepared_cursor: an agent's claim
-    # and token lookup, audit appends) be planned once per connection; Django's own queries bind on
-    # the client and are never prepared. Set to 0 behind a pooler that cannot keep prepared
-    # statements (PgBouncer before 1.21, or in transaction mode without max_prepared_statements).
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
@@ -274,8 +269,30 @@ else:
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": MEDIA_ROOT},
     }
+# Published audit digests live outside the database (a bucket of their own, or a local folder), so whoever
+# can rewrite the database cannot rewrite the digests that vouch for it too (docs/security.md, finding 11).
+PORTAL_AUDIT_DIGEST_BUCKET = env_str("PORTAL_AUDIT_DIGEST_BUCKET")
+if PORTAL_AUDIT_DIGEST_BUCKET:
+    _digest_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": PORTAL_AUDIT_DIGEST_BUCKET,
+            "endpoint_url": env_str("AWS_S3_ENDPOINT_URL"),
+            "region_name": env_str("AWS_S3_REGION_NAME"),
+            "access_key": env_str("AWS_ACCESS_KEY_ID"),
+            "secret_key": env_str("AWS_SECRET_ACCESS_KEY"),
+            "default_acl": "private",
+            "file_overwrite": False,
+        },
+    }
+else:
+    _digest_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": Path(env_str("PORTAL_AUDIT_DIGEST_DIR", str(DATA_DIR / "audit-digests")))},
+    }
 STORAGES = {
     "default": _default_storage,
+    "audit_digests": _digest_storage,
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if not DEBUG

@@ -78,6 +78,17 @@ class StepDecision(models.Model):
     def delete(self, *args, **kwargs):
         raise PermissionError("A decision, once recorded, cannot be deleted.")
 
+    @property
+    def unmet_checks(self):
+        """The automated findings that were not met when this decision was made (any step's, for sign-off)."""
+        items = self.evidence.values() if isinstance(self.evidence, dict) else [self.evidence or []]
+        return [f for group in items for f in group if isinstance(f, dict) and not f.get("ok", True)]
+
+    @property
+    def overrides_checks(self):
+        """An approval given although an automated check was not met (its rationale says why)."""
+        return self.outcome == "approve" and bool(self.unmet_checks)
+
 
 class CarryOver(models.Model):
     """What happened to one job's step decisions when it moved to a resubmitted version, and why.
@@ -184,6 +195,22 @@ class OutputFile(models.Model):
     )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     round = models.PositiveSmallIntegerField(default=1)
+
+    class Settlement(models.TextChoices):
+        UNANIMOUS = "unanimous", "The checkers agreed"
+        CAUTIOUS = "cautious", "The checkers disagreed; the TRE's policy took the most cautious decision"
+        MAJORITY = "majority", "The checkers disagreed; one more checker was asked and the majority decided"
+        NO_MAJORITY = (
+            "no_majority",
+            "The checkers disagreed, also with one more checker; the most cautious decision stands",
+        )
+
+    settlement = models.CharField(
+        max_length=20,
+        choices=Settlement.choices,
+        blank=True,
+        help_text="How the checkers' votes were settled.",
+    )
     released_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     released_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -17,19 +17,27 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from crates.fivesafes import writeback
+from crates.fivesafes import paths, writeback
 from crates.fivesafes.safezip import extract_bag
 from crates.models import Job, ResultUpload
 from crates.services import crate_limits, portal_agent
 from crates.transitions import transition
 from portal import audit, permissions
-from portal.models import DataAccessAgreement
+from portal.models import DataAccessAgreement, Membership
 from reviews import notifications, signals
 from reviews.models import OutputFile, OutputVote, Publication, PublicOutput
-from reviews.permissions import check_act_as_researcher, check_check_outputs, check_publish_output
-from reviews.sdc import DisclosurePolicy, check_paths
+from reviews.permissions import (
+    can_check_outputs,
+    can_download_output,
+    check_act_as_researcher,
+    check_check_outputs,
+    check_publish_output,
+)
+from reviews.sdc import DisclosurePolicy, check_file, check_paths, redact
+from reviews.sdc.tables import shape_from_csvw
 
 S = Job.Status
 Vote = OutputVote.Decision
@@ -76,18 +84,17 @@ def _sha256(path):
     return digest.hexdigest()
 
 
-def _output_paths(metadata):
-    """The files the requested run declares as its results (paths relative to data/)."""
-    graph = {e.get("@id"): e for e in metadata.get("@graph", []) if isinstance(e, dict)}
-    runs = [e for e in graph.values() if "CreateAction" in json.dumps(e.get("@type"))]
-    paths = []
-    for run in runs:
-        results = run.get("result") or []
-        for ref in results if isinstance(results, list) else [results]:
-            ident = ref.get("@id") if isinstance(ref, dict) else ref
-            if isinstance(ident, str) and "://" not in ident and not ident.startswith("#"):
-                paths.append(ident.rstrip("/"))
-    return paths
+def declared_shapes(metadata):
+    """Declared table shapes by output path: a CSVW `tableSchema` on the output's File entity."""
+    shapes = {}
+    for entity in metadata.get("@graph", []):
+        if not isinstance(entity, dict) or not isinstance(entity.get("@id"), str):
+            continue
+        schema = entity.get("tableSchema") or entity.get("csvw:tableSchema")
+        shape = shape_from_csvw(schema)
+        if shape is not None:
+            shapes[entity["@id"].removeprefix("./")] = shape
+    return shapes
 
 
 def check_outputs(upload_id):
@@ -111,13 +118,25 @@ def check_outputs(upload_id):
             shutil.copyfileobj(source, target, length=1024 * 1024)
         bag = extract_bag(archive, scratch / "bag", crate_limits())
         data = bag / "data"
-        declared = [p for p in _output_paths(upload.metadata or {}) if (data / p).exists()]
+        # Checked on upload too; a name that is unsafe now refuses the whole crate again.
+        declared = [
+            p for p in paths.check_declared_results(data, upload.metadata or {}).values() if p.exists()
+        ]
         files = []
-        for relative in declared:
-            target = data / relative
-            files.extend(sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target])
+        for target in declared:
+            if target.is_dir():
+                files.extend(sorted(p for p in target.rglob("*") if p.is_file() and not p.is_symlink()))
+            elif target.is_file() and not target.is_symlink():
+                files.append(target)
         report = check_paths([str(f) for f in files], policy) if files else None
         results = {Path(r.path).resolve(): r for r in (report.files if report else [])}
+        shapes = declared_shapes(upload.metadata or {})
+        by_name = (job.workflow.output_schemas if job.workflow_id else None) or {}
+        for path in files:
+            # The results crate's own tableSchema first, then the approved workflow's output schema.
+            shape = shapes.get(path.relative_to(data).as_posix()) or by_name.get(path.name)
+            if shape is not None and path.suffix.lower() in (".csv", ".tsv", ".tab"):
+                results[path.resolve()] = check_file(path, policy, display=str(path), declared=shape)
         with transaction.atomic():
             awaiting = Job.objects.select_for_update().filter(pk=job.pk, status=S.OUTPUTS_RETURNED)
             if not awaiting.values_list("pk", flat=True).first():
@@ -209,11 +228,81 @@ def redo_lost_checks(now=None):
     return uploads
 
 
+# --- What each person sees of the checks ----------------------------------------------------------
+
+
+def sdc_visible_to(output, user):
+    """The disclosure result of `output` as `user` may see it.
+
+    The TRE's checkers see it whole, and so does whoever the file has been released to. Everyone else
+    (the researcher before release, auditors, officers) sees verdicts, rule names and cell positions,
+    never the flagged values: the small counts the flags protect (reviews.sdc.redact).
+    """
+    if can_check_outputs(user, output.job) or can_download_output(user, output):
+        return output.sdc
+    return redact(output.sdc)
+
+
 # --- Checkers' votes -----------------------------------------------------------------------------
 
 
 def required_checkers(output):
     return int(output.policy.get("required_checkers", output.job.tre.required_output_checkers))
+
+
+_STATUS_OF = {Vote.APPROVE: F.APPROVED, Vote.CHANGES: F.CHANGES, Vote.REJECT: F.REJECTED}
+# Most cautious first: a file another checker would reject is not released on a split vote.
+_CAUTION = (Vote.REJECT, Vote.CHANGES, Vote.APPROVE)
+Settlement = OutputFile.Settlement
+
+
+def settle(decisions, required, on_disagreement):
+    """How a round's votes decide a file: (file status, settlement), or None while a vote is awaited.
+
+    Agreement decides. On disagreement the TRE's policy says what happens: `reject` takes the most
+    cautious decision (reject, then changes); `ask_another` waits for one more checker, after which a
+    strict majority decides and, failing one, the most cautious decision stands.
+    """
+    if len(decisions) < required:
+        return None
+    if len(set(decisions)) == 1:
+        return _STATUS_OF[decisions[0]], Settlement.UNANIMOUS
+    cautious = next(d for d in _CAUTION if d in decisions)
+    if on_disagreement != "ask_another":
+        return _STATUS_OF[cautious], Settlement.CAUTIOUS
+    if len(decisions) == required:
+        return None
+    top = max(_CAUTION, key=decisions.count)
+    if decisions.count(top) * 2 > len(decisions):
+        return _STATUS_OF[top], Settlement.MAJORITY
+    return _STATUS_OF[cautious], Settlement.NO_MAJORITY
+
+
+def votes_needed(output):
+    """How many votes this round needs: one more than required while a disagreement awaits it."""
+    votes = [v.decision for v in output.votes.all() if v.round == output.round]
+    required = required_checkers(output)
+    if output.status == F.PENDING and len(votes) >= required:
+        return required + 1
+    return required
+
+
+def awaiting_vote(user):
+    """Output files waiting for `user`'s vote across the TREs they check, oldest first.
+
+    Separation of duties: files of projects the checker belongs to (or submitted) are left out.
+    """
+    tres = permissions.tres_checked_by(user)
+    mine = OutputVote.objects.filter(output=OuterRef("pk"), checker=user, round=OuterRef("round"))
+    member = Membership.objects.filter(project=OuterRef("job__request__project"), person=user)
+    return (
+        OutputFile.objects.filter(status=F.PENDING, job__status=S.OUTPUT_REVIEW, job__tre__in=tres)
+        .exclude(Exists(mine))
+        .exclude(Exists(member))
+        .exclude(Q(job__request__submitter=user) | Q(job__request__project__lead=user))
+        .select_related("job__tre", "job__request__project")
+        .order_by("created_at", "pk")
+    )
 
 
 def votes_visible_to(output, user):
@@ -252,6 +341,14 @@ def vote(output, decision, comment="", *, for_researcher=False, by):
             raise OutputError(
                 f"{output.name} is {output.get_status_display().lower()}; it takes no more votes."
             )
+        if decision == Vote.APPROVE and output.sdc_verdict != "pass" and not comment:
+            raise ValidationError(
+                {
+                    "comment": f"The automated checks say {output.get_sdc_verdict_display().lower()} for "
+                    f"{output.name}. Write why you approve it anyway: the reason is kept with your vote and "
+                    "printed on the release certificate."
+                }
+            )
         cast = OutputVote.objects.create(
             output=output,
             checker=by,
@@ -271,19 +368,43 @@ def vote(output, decision, comment="", *, for_researcher=False, by):
         )
         votes = list(output.votes.filter(round=output.round))
         if len(votes) >= required_checkers(output):
-            decisions = {v.decision for v in votes}
-            if Vote.REJECT in decisions:
-                output.status = F.REJECTED
-            elif Vote.CHANGES in decisions:
-                output.status = F.CHANGES
-            else:
-                output.status = F.APPROVED
-            output.save(update_fields=["status"])
+            settled = settle([v.decision for v in votes], required_checkers(output), job.tre.on_disagreement)
+            if settled is None:
+                if len(votes) == required_checkers(output):
+                    audit.record(
+                        "outputs.disagreement",
+                        by=audit.SYSTEM,
+                        obj=output,
+                        after={"round": output.round, "votes": [v.decision for v in votes]},
+                        message="The checkers disagree: one more checker is asked.",
+                        tre=job.tre,
+                        project=job.request.project,
+                    )
+                    notifications.notify(
+                        [
+                            u
+                            for u in notifications.checkers_of(job.tre)
+                            if u.pk not in {v.checker_id for v in votes}
+                        ],
+                        notifications.Kind.OUTPUTS,
+                        f"Checkers disagree on {output.name}: one more vote is needed",
+                        f"{job.request.title} at {job.tre}.",
+                        notifications.job_url(job),
+                    )
+                return cast
+            status, settlement = settled
+            output.status, output.settlement = status, settlement
+            output.save(update_fields=["status", "settlement"])
             audit.record(
                 "outputs.file_decided",
                 by=audit.SYSTEM,
                 obj=output,
-                after={"status": output.status, "round": output.round, "votes": [v.decision for v in votes]},
+                after={
+                    "status": output.status,
+                    "round": output.round,
+                    "votes": [v.decision for v in votes],
+                    "settlement": settlement,
+                },
                 tre=job.tre,
                 project=job.request.project,
             )
@@ -346,8 +467,10 @@ def respond(output, *, context, justification, by):
         raise ValidationError({"justification": "Answer the checkers' request."})
     output.researcher_context = (context or output.researcher_context).strip()
     output.researcher_justification = justification.strip()
-    output.status, output.round = F.PENDING, output.round + 1
-    output.save(update_fields=["researcher_context", "researcher_justification", "status", "round"])
+    output.status, output.round, output.settlement = F.PENDING, output.round + 1, ""
+    output.save(
+        update_fields=["researcher_context", "researcher_justification", "status", "round", "settlement"]
+    )
     audit.record(
         "outputs.file_responded",
         by=by,
@@ -475,18 +598,15 @@ def _published_crate(job, *, approved, message, keep=()):
         writeback.add_disclosure_check(
             doc, approved=approved, checkers=_checkers_of_job(job), message=message, checked=list(keep)
         )
-        declared = _output_paths(doc)
+        declared = paths.declared_results(doc)
         if approved:
             _keep_only(doc, keep)
         else:
             writeback.withhold_outputs(doc)
         for relative in declared:
             if relative not in keep or not approved:
-                target = bag / "data" / relative
-                if target.is_dir():
-                    shutil.rmtree(target)
-                elif target.exists():
-                    target.unlink()
+                # Only inside this scratch copy of the bag: paths.remove refuses any other name.
+                paths.remove(bag / "data", relative)
         writeback.add_publishing_action(
             doc,
             agent=portal_agent(),
@@ -514,7 +634,7 @@ def _publish(job):
     for output in released:
         # Keep the declared entry (a file, or the folder holding it).
         keep.append(output.path)
-    declared = _output_paths(
+    declared = paths.declared_results(
         job.result_uploads.filter(status=ResultUpload.Status.VERIFIED).get().metadata or {}
     )
     keep_ids = [d for d in declared if any(k == d or k.startswith(d + "/") for k in keep)]

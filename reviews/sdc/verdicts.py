@@ -69,6 +69,8 @@ class Flag:
     value: str | None = None
     position: tuple[int, int] | None = None
     line: int | None = None
+    #: The 0-based column of the file holding the flagged value, where the cell is one of the file's.
+    field: int | None = None
 
     def __post_init__(self) -> None:
         if self.verdict is Verdict.PASS:
@@ -79,7 +81,15 @@ class Flag:
         if self.verdict.severity <= ceiling.severity:
             return self
         return Flag(
-            self.rule, ceiling, self.message, self.row, self.column, self.value, self.position, self.line
+            self.rule,
+            ceiling,
+            self.message,
+            self.row,
+            self.column,
+            self.value,
+            self.position,
+            self.line,
+            self.field,
         )
 
     def to_dict(self, file: str) -> dict[str, Any]:
@@ -96,6 +106,8 @@ class Flag:
             data["position"] = list(self.position)
         if self.line is not None:
             data["line"] = self.line
+        if self.field is not None:
+            data["field"] = self.field
         return data
 
 
@@ -108,6 +120,8 @@ class Cell:
     value: str | None
     position: tuple[int, int]
     flags: tuple[Flag, ...] = ()
+    #: The 0-based column of the file holding the value, where the cell is one of the file's.
+    field: int | None = None
 
     @property
     def verdict(self) -> Verdict:
@@ -119,7 +133,9 @@ class Cell:
 
     def flag(self, rule: Rule, verdict: Verdict, message: str, *, line: int | None = None) -> Flag:
         """A flag located at this cell."""
-        return Flag(rule, verdict, message, self.row, self.column, self.value, self.position, line)
+        return Flag(
+            rule, verdict, message, self.row, self.column, self.value, self.position, line, self.field
+        )
 
 
 @dataclass(frozen=True)
@@ -141,6 +157,8 @@ class FileResult:
     notes: tuple[str, ...] = ()
     justification: str = ""
     comments: tuple[str, ...] = ()
+    #: The 0-based file columns read as row labels (for a table read cell by cell).
+    label_columns: tuple[int, ...] = ()
 
     @property
     def verdict(self) -> Verdict:
@@ -172,4 +190,62 @@ class FileResult:
             "notes": list(self.notes),
             "justification": self.justification,
             "comments": list(self.comments),
+            "label_columns": list(self.label_columns),
         }
+
+
+# What each rule means, in words that quote no value: what a researcher reads before release.
+RULE_TEXT = {
+    Rule.THRESHOLD: "A count is below the minimum cell count.",
+    Rule.ZEROS: "A zero count, which this policy treats as disclosive.",
+    Rule.DOMINANCE: "A few contributors dominate this cell.",
+    Rule.P_RATIO: "The p% rule: one contribution could be estimated too closely.",
+    Rule.MISSING: "Some contributions are missing.",
+    Rule.NEGATIVE: "A count or contribution is negative.",
+    Rule.ROUNDING: "A count is not rounded as the policy requires.",
+    Rule.DOF: "Too few residual degrees of freedom.",
+    Rule.ALL_SAME: "Every contribution to this cell is the same.",
+    Rule.SUPPRESSED: "A suppressed cell whose suppression needs checking.",
+    Rule.KIND: "This kind of output is not permitted.",
+    Rule.FORMAT: "The file cannot be read as the table it claims to be.",
+    Rule.MANUAL: "No automatic check applies: a person must inspect it.",
+    Rule.INTEGRITY: "The file does not match what ACRO checked.",
+    Rule.APPETITE: "ACRO ran with a laxer risk appetite than this policy.",
+    Rule.ACRO: "ACRO's own checks did not pass.",
+}
+_REDACTED_FLAG_KEYS = ("file", "row", "column", "field", "position", "line", "rule", "verdict")
+_REDACTED_KEYS = (
+    "path",
+    "verdict",
+    "kind",
+    "shape",
+    "source",
+    "policy_version",
+    "cells_checked",
+    "label_columns",
+    "justification",
+)
+
+
+def redact(result: dict[str, Any] | None) -> dict[str, Any]:
+    """A file's result (``FileResult.to_dict()``) as it may be shown before release to someone who is not
+    its checker: verdicts, rule names and cell positions, never the flagged values.
+
+    Values, the checks' messages (which quote them), notes and ACRO's comments are left out; each flag's
+    message is its rule's plain description. ``justification`` is the researcher's own text and stays.
+    """
+    result = result or {}
+    shown = {key: result[key] for key in _REDACTED_KEYS if key in result}
+    flags = []
+    for flag in result.get("flags") or []:
+        kept = {key: flag[key] for key in _REDACTED_FLAG_KEYS if key in flag}
+        try:
+            kept["message"] = RULE_TEXT[Rule(flag.get("rule"))]
+        except ValueError:
+            kept["message"] = "A disclosure rule flagged this."
+        flags.append(kept)
+    shown["flags"] = flags
+    shown["notes"] = []
+    shown["comments"] = []
+    shown["redacted"] = True
+    return shown

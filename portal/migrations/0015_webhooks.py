@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('django_q', '0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more'),
-        ('portal', '0009_workflow_inputs'),
+        ('portal', '0014_ppie_review'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
