@@ -73,3 +73,15 @@ def test_the_cli_submits_and_shows_status(portal, token, registry, crate_zip, ca
     assert "awaiting_review" in out and "at tre-a" in out
     assert fivesafes([*common, "status"]) == 0
     assert "Request " in capsys.readouterr().out
+
+
+def test_combining_names_what_is_missing(portal, token, registry, crate_zip, capsys):
+    with Client(portal.url, token) as client:
+        request = client.submit(
+            crate_zip, project=registry["project"].identifier, tres=["tre-a"], title="One"
+        )
+        assert client.combinable(request.id) == [] and client.combined(request.id) == []
+        with pytest.raises(APIError) as refused:
+            client.combine(request.id, "by_age.csv")
+        assert 400 <= refused.value.status < 500
+    assert fivesafes(["--url", portal.url, "--token", token, "combine", str(request.id)]) == 0

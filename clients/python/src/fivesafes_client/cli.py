@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     download = commands.add_parser("download", help="download a request's released outputs")
     download.add_argument("request", type=int)
     download.add_argument("--to", default=".", help="folder to save into (one sub-folder per TRE)")
+
+    combine = commands.add_parser("combine", help="combine a released table across the request's TREs")
+    combine.add_argument("request", type=int)
+    combine.add_argument(
+        "name", nargs="?", help="the table to combine (without it: list what can be combined)"
+    )
     return parser
 
 
@@ -134,6 +140,19 @@ def _run(client: Client, args) -> int:
         )
         if args.json:
             _print_request(request, True)
+    elif args.command == "combine":
+        if args.name is None:
+            for name in client.combinable(args.request):
+                print(name)
+            for release in client.combined(args.request):
+                print(f"combination {release['id']}: {release['status']}")
+        else:
+            release = client.combine(args.request, args.name)
+            print(
+                json.dumps(release, indent=2)
+                if args.json
+                else f"combination {release['id']}: {release['status']}"
+            )
     elif args.command == "download":
         saved = client.download_released(args.request, args.to)
         for path in saved:

@@ -292,6 +292,20 @@ class Client:
                     saved.append(self.download(output, Path(folder) / job.tre))
         return saved
 
+    # -- combining across TREs -----------------------------------------------------------------------
+
+    def combinable(self, request_id: int) -> list[str]:
+        """Names of released tables that every TRE of the request returned, ready to combine."""
+        return list(self._json("GET", f"/api/v1/requests/{request_id}/combined/")["combinable"])
+
+    def combined(self, request_id: int) -> list[dict]:
+        """The request's combinations, each with its status (checked, then released or withheld)."""
+        return list(self._json("GET", f"/api/v1/requests/{request_id}/combined/")["releases"])
+
+    def combine(self, request_id: int, name: str) -> dict:
+        """Combine one released table across the request's TREs; output checkers then decide on it."""
+        return self._json("POST", f"/api/v1/requests/{request_id}/combined/", json={"name": name})
+
     # -- webhooks ------------------------------------------------------------------------------------
 
     def subscribe(
