@@ -323,3 +323,26 @@ def test_only_people_who_may_see_a_project_or_tre_can_watch_it(
     assert both.status_code == 400
     webhooks.create_endpoint(by=olivia, url=receiver.url, tre=tre_a)
     assert WebhookEndpoint.objects.filter(tre=tre_a, owner=olivia).exists()
+
+
+def test_the_pages_subscribe_show_the_log_and_replay(
+    client, alice, registry, receiver, django_capture_on_commit_callbacks
+):
+    from tests.conftest import sign_in
+
+    sign_in(client, alice)
+    page = client.get("/webhooks/")
+    assert page.status_code == 200 and b"Subscribe" in page.content
+    created = client.post("/webhooks/", {"url": receiver.url, "project": registry["project"].identifier})
+    endpoint = WebhookEndpoint.objects.get(owner=alice)
+    assert created.status_code == 302 and created.url == f"/webhooks/{endpoint.pk}/"
+    receiver.secret = endpoint.secret
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/webhooks/{endpoint.pk}/ping/")
+    detail = client.get(f"/webhooks/{endpoint.pk}/").content.decode()
+    assert "webhook.ping" in detail and "Delivered" in detail and "Send again" in detail
+    delivery = WebhookDelivery.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/webhook-deliveries/{delivery.pk}/replay/")
+    assert [mid for mid, _ in receiver.received] == [delivery.message_id] * 2
+    assert "(sent again)" in client.get(f"/webhooks/{endpoint.pk}/").content.decode()
