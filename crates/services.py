@@ -78,7 +78,9 @@ def check_can_submit(user, project, tres):
 
 
 def _store_upload(upload, request, number):
-    """Stream an upload to storage, hashing as it goes; refuse it past the size limit."""
+    """Store an upload, hashed once: as it arrived (``crates.uploads``) or, for a file handed over in
+    code, while it is read here. A temporary upload is moved into file-system storage, not copied.
+    Refuse it past the size limit."""
     limit = settings.PORTAL_CRATE_LIMITS["max_compressed_bytes"]
     if upload.size is not None and upload.size > limit:
         raise CrateRefused(
@@ -86,17 +88,23 @@ def _store_upload(upload, request, number):
             f"The crate is {filesizeformat(upload.size)}; the limit is {filesizeformat(limit)}.",
             getattr(upload, "name", ""),
         )
-    digest = hashlib.sha256()
-    size = 0
-    for chunk in upload.chunks():
-        digest.update(chunk)
-        size += len(chunk)
-    upload.seek(0)
-    version = RequestVersion(request=request, number=number, sha256=digest.hexdigest(), size=size)
-    name = default_storage.save(
-        version.crate.field.upload_to(version, upload.name), File(upload, name=upload.name)
-    )
-    return name, digest.hexdigest(), size
+    sha256 = getattr(upload, "sha256", None)
+    if isinstance(sha256, str) and upload.size is not None:
+        size = upload.size
+    else:
+        digest = hashlib.sha256()
+        size = 0
+        for chunk in upload.chunks():
+            digest.update(chunk)
+            size += len(chunk)
+        upload.seek(0)
+        sha256 = digest.hexdigest()
+    version = RequestVersion(request=request, number=number, sha256=sha256, size=size)
+    path = version.crate.field.upload_to(version, upload.name)
+    if not hasattr(upload, "temporary_file_path"):
+        upload = File(upload, name=upload.name)
+    name = default_storage.save(path, upload)
+    return name, sha256, size
 
 
 @transaction.atomic
@@ -187,8 +195,16 @@ def _record_refusal(refusal, *, by, request=None, filename="", size=0, sha256=""
 
 
 @contextmanager
-def stored_copy(file_field):
-    """The stored crate ZIP copied to a local temporary file (storage may be remote), removed afterwards."""
+def stored_path(file_field):
+    """The stored crate ZIP as a local file: where file-system storage keeps it (no copy), or for a
+    remote storage a temporary copy removed afterwards."""
+    try:
+        path = Path(file_field.path)
+    except (NotImplementedError, AttributeError, ValueError):
+        path = None
+    if path is not None and path.is_file():
+        yield path
+        return
     scratch = Path(tempfile.mkdtemp(prefix="crate-"))
     try:
         archive = scratch / "crate.zip"
@@ -202,8 +218,8 @@ def stored_copy(file_field):
 @contextmanager
 def unpacked(file_field):
     """The crate's bag directory, unpacked safely into a temporary folder removed afterwards."""
-    with stored_copy(file_field) as archive:
-        yield extract_bag(archive, archive.parent / "bag", crate_limits())
+    with stored_path(file_field) as archive, tempfile.TemporaryDirectory(prefix="crate-") as scratch:
+        yield extract_bag(archive, Path(scratch) / "bag", crate_limits())
 
 
 def validate_version(version_id):
@@ -216,9 +232,9 @@ def validate_version(version_id):
         return None  # another worker has it, or it is done
     version = RequestVersion.objects.select_related("request__project", "created_by").get(pk=version_id)
     try:
-        # Verified straight from the ZIP: every entry checked and hashed as it streams, nothing of the
-        # payload written to disk (crates.fivesafes.zipbag).
-        with stored_copy(version.crate) as archive:
+        # Verified straight from the stored ZIP, where it is stored: every entry checked and hashed as
+        # it streams, nothing of the payload written to disk (crates.fivesafes.zipbag).
+        with stored_path(version.crate) as archive:
             bag = verify_zip_bag(archive, crate_limits())
             digests = versions.manifest_digests(archive)
         doc = load_metadata(bag.metadata, limits=crate_limits())

@@ -302,6 +302,11 @@ STORAGES = {
 
 # Uploads: large files stream to disk, never whole into memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# ... and are hashed (SHA-256) as they arrive, so crate intake does not read them again to hash them.
+FILE_UPLOAD_HANDLERS = [
+    "crates.uploads.HashingMemoryFileUploadHandler",
+    "crates.uploads.HashingTemporaryFileUploadHandler",
+]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 PORTAL_EVIDENCE_MAX_BYTES = env_int("PORTAL_EVIDENCE_MAX_BYTES", 10 * 1024 * 1024)
 # Crate intake limits (see crates.fivesafes.safezip.Limits).

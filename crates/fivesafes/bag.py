@@ -10,6 +10,7 @@ declares BagIt 0.97.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import tempfile
@@ -22,6 +23,12 @@ from pathlib import Path
 import bagit
 
 from .errors import CrateRefused
+
+# bagit logs a line per file at INFO (10,000 lines for a 10,000-file crate): quiet unless someone has
+# chosen its level (``python -m crates.fivesafes.validate --verbose``, or a logging configuration).
+_BAGIT_LOG = logging.getLogger("bagit")
+if _BAGIT_LOG.level == logging.NOTSET:
+    _BAGIT_LOG.setLevel(logging.WARNING)
 
 __all__ = ["BagInfo", "create_bag", "regenerate_manifests", "verify_bag"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from io import StringIO
@@ -12,7 +13,9 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from crates.fivesafes import create_bag, pack_bag
 from tests.unit.crates.conftest import REPO, RESULT_FIXTURE
+from tests.unit.crates.test_bag import IDENTIFIER
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -77,3 +80,64 @@ def test_exit_status_of_the_real_command(fixture_crates: dict[str, Path], target
     )
     assert completed.returncode == status, completed.stderr.decode(errors="replace")
     assert json.loads(completed.stdout)["valid"] is (status == 0)
+
+
+# --- The same command without Django: python -m crates.fivesafes.validate ------------------------------
+
+
+def _module(*args: str, importtime: bool = False) -> subprocess.CompletedProcess[bytes]:
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
+    return subprocess.run(
+        [
+            sys.executable,
+            *(["-X", "importtime"] if importtime else []),
+            "-m",
+            "crates.fivesafes.validate",
+            *args,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "status"),
+    [(RESULT_FIXTURE, 0), ("validator-invalid-context_single_wrong_version", 1), ("missing-crate", 2)],
+)
+def test_the_django_free_command_gives_the_same_answer_without_importing_django(
+    fixture_crates: dict[str, Path], target: str, status: int
+) -> None:
+    path = str(fixture_crates.get(target, Path("/nonexistent") / target))
+    completed = _module(path, "--json", importtime=True)
+    assert completed.returncode == status, completed.stderr.decode(errors="replace")
+    imported = [line.split("|")[-1].strip() for line in completed.stderr.decode().splitlines()]
+    assert "crates.fivesafes.loader" in imported
+    assert not [name for name in imported if name == "django" or name.startswith("django.")]
+    code, out, _ = run(path, "--json")
+    assert code == status
+    assert json.loads(completed.stdout) == json.loads(out)
+
+
+def test_the_django_free_command_prints_the_same_text(fixture_crates: dict[str, Path]) -> None:
+    path = str(fixture_crates["spec-0.4-result"])
+    completed = _module(path)
+    assert completed.returncode == 1
+    assert completed.stdout.decode() == run(path)[1]
+
+
+def test_bagit_is_quiet_unless_asked(fixture_crates: dict[str, Path], tmp_path: Path) -> None:
+    """A bag of many files checked: no line per file from the bagit library, unless --verbose."""
+    bag_dir = tmp_path / "request"
+    shutil.copytree(fixture_crates[RESULT_FIXTURE], bag_dir / "data")
+    for number in range(50):
+        (bag_dir / "data" / f"extra-{number}.txt").write_text(f"{number}\n")
+    create_bag(bag_dir, IDENTIFIER)
+    zip_path = pack_bag(bag_dir, tmp_path / "crate.zip")
+    quiet = _module(str(zip_path))
+    assert quiet.returncode == 0, quiet.stderr.decode(errors="replace")
+    assert quiet.stderr == b""
+    verbose = _module("--verbose", str(zip_path))
+    assert verbose.returncode == 0
+    assert "INFO bagit" in verbose.stderr.decode()
