@@ -6,6 +6,6 @@ class PortalConfig(AppConfig):
     verbose_name = "Five Safes registry"
 
     def ready(self):
-        from portal import grants, signals  # noqa: F401
+        from portal import grants, signals, webhooks  # noqa: F401
 
         grants.connect()  # every grant audited, from any place (portal.grants)

@@ -15,6 +15,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 GENESIS_HASH = "0" * 64
@@ -135,6 +136,10 @@ class Actor:
 SYSTEM = Actor(AuditEvent.ActorKind.SYSTEM, "", "Five Safes Portal")
 PUBLIC = Actor(AuditEvent.ActorKind.PUBLIC, "", "Member of the public")
 
+# Sent with `event=` after each append, inside the same transaction: the one place that turns audit
+# events into webhook deliveries (portal.webhooks), so an outbox row commits or rolls back with its event.
+event_recorded = Signal()
+
 
 def _json_safe(value):
     return json.loads(json.dumps(value or {}, cls=DjangoJSONEncoder))
@@ -186,6 +191,7 @@ def record(
         head.last_hash = event.hash
         head.count += 1
         head.save(update_fields=["last_hash", "count"])
+        event_recorded.send(sender=AuditEvent, event=event)
     return event
 
 

@@ -709,3 +709,6 @@ class PPIEReview(models.Model):
             self.project.lay_summary,
             self.project.public_benefit,
         )
+
+
+from portal.webhook_models import WebhookDelivery, WebhookEndpoint, WebhookEventType  # noqa: E402, F401

@@ -367,6 +367,15 @@ Q_CLUSTER = {
 # by sweeps (outbox rows still pending after this long; longer than the task timeout).
 PORTAL_OUTPUT_CHECK_RETRY_SECONDS = env_int("PORTAL_OUTPUT_CHECK_RETRY_SECONDS", Q_CLUSTER["retry"])
 PORTAL_EMAIL_RETRY_SECONDS = env_int("PORTAL_EMAIL_RETRY_SECONDS", Q_CLUSTER["retry"])
+# Webhooks: each POST waits at most TIMEOUT seconds; failures retry after BASE, 2*BASE, 4*BASE... seconds
+# (capped at MAX) up to MAX_ATTEMPTS tries; an endpoint failing DISABLE_AFTER times in a row is switched off.
+# Private, loopback and reserved addresses are refused unless ALLOW_PRIVATE (tests, closed networks).
+PORTAL_WEBHOOK_TIMEOUT_SECONDS = env_int("PORTAL_WEBHOOK_TIMEOUT_SECONDS", 5)
+PORTAL_WEBHOOK_RETRY_BASE_SECONDS = env_int("PORTAL_WEBHOOK_RETRY_BASE_SECONDS", 30)
+PORTAL_WEBHOOK_RETRY_MAX_SECONDS = env_int("PORTAL_WEBHOOK_RETRY_MAX_SECONDS", 6 * 3600)
+PORTAL_WEBHOOK_MAX_ATTEMPTS = env_int("PORTAL_WEBHOOK_MAX_ATTEMPTS", 8)
+PORTAL_WEBHOOK_DISABLE_AFTER = env_int("PORTAL_WEBHOOK_DISABLE_AFTER", 20)
+PORTAL_WEBHOOK_ALLOW_PRIVATE = env_bool("PORTAL_WEBHOOK_ALLOW_PRIVATE", False)
 PORTAL_VALIDATION_RETRY_SECONDS = env_int("PORTAL_VALIDATION_RETRY_SECONDS", Q_CLUSTER["retry"])
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL

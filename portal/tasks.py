@@ -2,7 +2,7 @@
 
 import logging
 
-from portal import services
+from portal import services, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -12,3 +12,13 @@ def lapse_expired_memberships():
     lapsed = services.lapse_expired_memberships()
     log.info("Lapsed %d memberships", len(lapsed))
     return len(lapsed)
+
+
+def deliver_webhook(delivery_id):
+    """Post one webhook delivery (a no-op if another worker holds it or it is not due)."""
+    return webhooks.deliver(delivery_id)
+
+
+def deliver_due_webhooks():
+    """Every minute: hand out webhook retries that are due."""
+    return len(webhooks.deliver_due())

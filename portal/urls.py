@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from portal.views import health, people, projects, registry
+from portal.views import webhooks as webhook_views
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -74,6 +75,12 @@ urlpatterns = [
     path("accreditations/<int:pk>/evidence/", people.accreditation_evidence, name="accreditation_evidence"),
     path("tokens/", people.token_list, name="token_list"),
     path("tokens/<int:pk>/revoke/", people.token_revoke, name="token_revoke"),
+    path("webhooks/", webhook_views.webhook_list, name="webhook_list"),
+    path("webhooks/<int:pk>/", webhook_views.webhook_detail, name="webhook_detail"),
+    path("webhooks/<int:pk>/ping/", webhook_views.webhook_ping, name="webhook_ping"),
+    path("webhooks/<int:pk>/enable/", webhook_views.webhook_enable, name="webhook_enable"),
+    path("webhooks/<int:pk>/delete/", webhook_views.webhook_delete, name="webhook_delete"),
+    path("webhook-deliveries/<int:pk>/replay/", webhook_views.webhook_replay, name="webhook_replay"),
     # PPIE oversight
     path("ppie/", include("transparency.ppie_urls")),
     # Audit

@@ -1,6 +1,9 @@
 """REST API for reviews: officers' queues, evidence and decisions; messages and cancellation for both sides."""
 
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import PermissionDenied as DRFPermissionDenied
@@ -11,7 +14,7 @@ from rest_framework.views import APIView
 from crates import permissions as crate_permissions
 from crates.models import Job
 from crates.transitions import TransitionError
-from portal import permissions
+from portal import audit, permissions
 from portal.api.permissions import READ
 from portal.api.views import PersonAPIMixin
 from portal.models import TokenScope
@@ -286,7 +289,8 @@ class OutputSerializer(serializers.ModelSerializer):
     def get_download(self, output) -> str | None:
         request = self.context["request"]
         if can_download_output(request.user, output):
-            return request.build_absolute_uri(f"/outputs/{output.pk}/download/")
+            # The API's own download, which takes the same token (the page's link wants a browser session).
+            return request.build_absolute_uri(reverse("api_output_download", args=[output.pk]))
         return None
 
 
@@ -396,6 +400,34 @@ class DescribeOutput(OutputActionMixin, APIView):
             )
         )
         return self.done(output)
+
+
+class OutputDownload(PersonAPIMixin, APIView):
+    """A released output file (or, for its checkers, one under review), with a token."""
+
+    required_scopes = READ
+
+    @extend_schema(
+        responses={(200, "application/octet-stream"): bytes},
+        summary="Download an output file",
+    )
+    def get(self, request, pk):
+        output = get_object_or_404(
+            OutputFile.objects.select_related("job__request__project", "job__tre"),
+            pk=pk,
+        )
+        crate_permissions.check_view_request(request.user, output.job.request)
+        if not can_download_output(request.user, output):
+            raise DRFPermissionDenied("This output is not released to you.")
+        audit.record(
+            "outputs.file_downloaded",
+            by=request.user,
+            obj=output,
+            after={"sha256": output.sha256, "through": "api"},
+            tre=output.job.tre,
+            project=output.job.request.project,
+        )
+        return FileResponse(output.stored.open("rb"), as_attachment=True, filename=output.name)
 
 
 # --- Combined (federated) results --------------------------------------------------------------

@@ -24,5 +24,6 @@ urlpatterns = [
     path("v1/combined/<int:pk>/decision/", reviews_api.DecideCombined.as_view(), name="api_combined_decide"),
     path("v1/outputs/<int:pk>/votes/", reviews_api.VoteOnOutput.as_view(), name="api_output_vote"),
     path("v1/outputs/<int:pk>/release/", reviews_api.ReleaseOutput.as_view(), name="api_output_release"),
+    path("v1/outputs/<int:pk>/download/", reviews_api.OutputDownload.as_view(), name="api_output_download"),
     path("v1/outputs/<int:pk>/describe/", reviews_api.DescribeOutput.as_view(), name="api_output_describe"),
 ]

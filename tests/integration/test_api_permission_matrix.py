@@ -10,11 +10,13 @@ import re
 import time
 
 import pytest
+from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 
 from crates import dispatch
 from crates.models import Job
 from portal import permissions, services
+from portal.models import WebhookDelivery, WebhookEndpoint
 from reviews import outputs
 from reviews.models import CombinedRelease
 from tests import builders
@@ -86,6 +88,18 @@ EXPECTED = {
     ("GET", "/api/v1/requests/{request}/regression/"): MEMBERS | {"cam"},
     ("GET", "/api/v1/combined/{combined}/"): CAN_SEE_JOB,
     ("POST", "/api/v1/combined/{combined}/decision/"): {"cam"},
+    # The checked output is not released yet: only its checkers may fetch it.
+    ("GET", "/api/v1/outputs/{output}/download/"): {"cam"},
+    # Anyone may subscribe to what they can see (the project or TRE in the body is checked next);
+    # a subscription and its log are its owner's alone.
+    ("GET", "/api/v1/webhooks/"): PEOPLE,
+    ("POST", "/api/v1/webhooks/"): PEOPLE,
+    ("GET", "/api/v1/webhooks/{webhook}/"): {"alice"},
+    ("POST", "/api/v1/webhooks/{webhook}/enable/"): {"alice"},
+    ("POST", "/api/v1/webhooks/{webhook}/ping/"): {"alice"},
+    ("GET", "/api/v1/webhooks/{webhook}/deliveries/"): {"alice"},
+    ("POST", "/api/v1/webhook-deliveries/{delivery}/replay/"): {"alice"},
+    ("DELETE", "/api/v1/webhooks/{webhook}/"): {"alice"},  # last: it removes the subscription
 }
 
 
@@ -170,6 +184,18 @@ def world(
         sdc_verdict="pass",
     )
     combined.sources.set([checking.outputs.get()])
+    # alice's subscription to the project, with one failed delivery in its log.
+    webhook = WebhookEndpoint.objects.create(
+        owner=alice, project=review.request.project, url="https://hooks.example.org/fivesafes"
+    )
+    delivery = WebhookDelivery.objects.create(
+        endpoint=webhook,
+        message_id="msg_matrix",
+        event_type="webhook.ping",
+        payload={},
+        status="failed",
+        next_attempt_at=timezone.now(),
+    )
     return {
         "tokens": tokens,
         "ids": {
@@ -180,6 +206,8 @@ def world(
             "output": checking.outputs.get().pk,
             "project": review.request.project.identifier,
             "combined": combined.pk,
+            "webhook": webhook.pk,
+            "delivery": delivery.pk,
         },
     }
 

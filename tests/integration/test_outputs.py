@@ -1,5 +1,6 @@
 """Safe Outputs: automated checks when results arrive, independent blinded checkers, release, publication."""
 
+import hashlib
 import io
 import json
 import zipfile
@@ -267,9 +268,12 @@ def test_api_parity_for_checkers_and_researchers(client, returned, cam, chris, a
     released = client.post(f"/api/v1/outputs/{safe['id']}/release/", headers=checker_1).json()
     assert released["status"] == "released"
     listing = client.get(f"/api/v1/jobs/{returned.pk}/outputs/", headers=researcher).json()
-    assert next(o for o in listing if o["name"] == "by_age.csv")["download"].endswith(
-        f"/outputs/{safe['id']}/download/"
-    )
+    link = next(o for o in listing if o["name"] == "by_age.csv")["download"]
+    assert link.endswith(f"/api/v1/outputs/{safe['id']}/download/")
+    # The link works with the same token: the file, not a sign-in page.
+    downloaded = client.get(link, headers=researcher)
+    assert downloaded.status_code == 200
+    assert hashlib.sha256(b"".join(downloaded.streaming_content)).hexdigest() == safe["sha256"]
     refused = client.post(
         f"/api/v1/outputs/{safe['id']}/votes/",
         {"decision": "approve"},
