@@ -62,13 +62,14 @@ _CHUNK = 1024 * 1024
 _SHA256_CHARS = frozenset("0123456789abcdef")
 
 
-def _setting(name, default):
-    return getattr(settings, f"PORTAL_AGENT_{name}", default)
+def _setting(name):
+    """A PORTAL_AGENT_* setting; its default lives in one place, portal/settings.py."""
+    return getattr(settings, f"PORTAL_AGENT_{name}")
 
 
 def lease_seconds():
     """How long a claim or heartbeat keeps a job leased to an agent."""
-    return int(_setting("LEASE_SECONDS", 120))
+    return int(_setting("LEASE_SECONDS"))
 
 
 def heartbeat_seconds():
@@ -78,28 +79,28 @@ def heartbeat_seconds():
 
 def max_claim_wait():
     """The longest a claim waits for a job before answering that there is none."""
-    return float(_setting("CLAIM_MAX_WAIT_SECONDS", 25))
+    return float(_setting("CLAIM_MAX_WAIT_SECONDS"))
 
 
 def claim_poll_seconds():
-    return float(_setting("CLAIM_POLL_SECONDS", 0.25))
+    return float(_setting("CLAIM_POLL_SECONDS"))
 
 
 def max_attempts():
     """How many leases a job may lose before it fails instead of being queued again."""
-    return int(_setting("MAX_ATTEMPTS", 3))
+    return int(_setting("MAX_ATTEMPTS"))
 
 
 def results_max_bytes():
-    return int(_setting("RESULTS_MAX_BYTES", settings.PORTAL_CRATE_LIMITS["max_compressed_bytes"]))
+    return int(_setting("RESULTS_MAX_BYTES"))
 
 
 def quiet_after():
-    return timedelta(seconds=int(_setting("QUIET_SECONDS", 300)))
+    return timedelta(seconds=int(_setting("QUIET_SECONDS")))
 
 
 def stuck_after():
-    return timedelta(seconds=int(_setting("STUCK_SECONDS", 3600)))
+    return timedelta(seconds=int(_setting("STUCK_SECONDS")))
 
 
 # --- Errors ------------------------------------------------------------------------------------

@@ -278,17 +278,7 @@ def notification_list(request):
     notifications = Notification.objects.filter(recipient=request.user)
     prefs = request.user.profile.notification_preferences or {}
     if request.method == "POST":
-        chosen = set(request.POST.getlist("email"))
-        request.user.profile.notification_preferences = {
-            kind: kind in chosen for kind in Notification.Kind.values
-        }
-        request.user.profile.save(update_fields=["notification_preferences"])
-        audit.record(
-            "profile.notifications_changed",
-            by=request.user,
-            obj=request.user.profile,
-            after=request.user.profile.notification_preferences,
-        )
+        services.set_email_preferences(request.user, request.POST.getlist("email"))
         messages.success(request, "Saved your e-mail choices.")
         return redirect("notification_list")
     return render(
