@@ -27,6 +27,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from http import HTTPStatus
 from pathlib import Path
 
 from django.conf import settings
@@ -48,6 +49,7 @@ from crates.permissions import check_cancel, check_manage_agents
 from crates.services import crate_limits, export_job_crate, job_crate_sha256
 from crates.transitions import transition
 from portal import audit
+from portal.errors import Refusal
 from portal.models import TRE, Decision, WorkflowApproval
 from portal.sqlrows import Columns, prepared_cursor, split
 
@@ -106,25 +108,22 @@ def stuck_after():
 # --- Errors ------------------------------------------------------------------------------------
 
 
-class DispatchError(Exception):
+class DispatchError(Refusal):
     """A refused agent request. `code` is stable for machines; the message is for operators."""
 
-    code = "refused"
-
-    def __init__(self, message, code=None):
-        super().__init__(message)
-        self.message = message
-        if code:
-            self.code = code
+    def __init__(self, message, code=None, *, status=None):
+        super().__init__(message, code=code, status=status)
 
 
 class JobNotFound(DispatchError):
+    status = HTTPStatus.NOT_FOUND
     code = "job_not_found"
 
 
 class LeaseConflict(DispatchError):
     """The job is not (or no longer) this agent's to act on, or not in a state that allows it."""
 
+    status = HTTPStatus.CONFLICT
     code = "lease_conflict"
 
 
@@ -135,24 +134,29 @@ class StaleFencingToken(LeaseConflict):
 class WorkflowUnavailable(DispatchError):
     """The job's workflow is not one this TRE may run."""
 
+    status = HTTPStatus.FORBIDDEN
     code = "workflow_not_approved"
 
 
 class WorkflowCrateMissing(DispatchError):
+    status = HTTPStatus.NOT_FOUND
     code = "workflow_crate_missing"
 
 
 class UploadRejected(DispatchError):
     """A results upload that is refused: checksum, size, format or contents."""
 
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
     code = "upload_rejected"
 
 
 class UploadTooLarge(UploadRejected):
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     code = "upload_too_large"
 
 
 class BadUploadRequest(UploadRejected):
+    status = HTTPStatus.BAD_REQUEST
     code = "bad_upload_request"
 
 

@@ -7,6 +7,7 @@ model refuses direct status writes). `docs/job-states.md` is generated from TRAN
 """
 
 from dataclasses import dataclass
+from http import HTTPStatus
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -16,6 +17,7 @@ from django.utils import timezone
 from crates.models import Job
 from crates.permissions import AGENT, CHECKER, OFFICER, RESEARCHER, SYSTEM, actor_kinds
 from portal import audit, sqlrows
+from portal.errors import Refusal
 
 __all__ = [
     "AGENT",
@@ -110,8 +112,11 @@ for _state in _CANCELLABLE_BEFORE_RUN:
 TERMINAL = frozenset({S.REJECTED, S.FAILED, S.WITHHELD, S.RELEASED, S.CANCELLED})
 
 
-class TransitionError(Exception):
-    """The move is not in the table, or this actor may not make it."""
+class TransitionError(Refusal):
+    """The move is not in the table: the job is not in a state that allows it."""
+
+    status = HTTPStatus.CONFLICT
+    code = "invalid_transition"
 
 
 def check_transition(job, to_state, *, by):

@@ -1,16 +1,12 @@
 """REST API for reviews: officers' queues, evidence and decisions; messages and cancellation for both sides."""
 
-from django.core.exceptions import PermissionDenied, ValidationError
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import PermissionDenied as DRFPermissionDenied
-from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crates import permissions as crate_permissions
 from crates.models import Job
-from crates.transitions import TransitionError
 from portal import permissions
 from portal.api.permissions import READ
 from portal.api.views import PersonAPIMixin
@@ -113,19 +109,6 @@ class ReasonSerializer(serializers.Serializer):
     reason = serializers.CharField()
 
 
-def _run(call):
-    try:
-        return call()
-    except PermissionDenied as exc:
-        raise DRFPermissionDenied(str(exc)) from exc
-    except ValidationError as exc:
-        raise DRFValidationError(
-            exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
-        ) from exc
-    except (services.ReviewError, TransitionError) as exc:
-        raise DRFValidationError({"detail": str(exc)}) from exc
-
-
 def _jobs_for(user):
     return Job.objects.filter(request__in=crate_permissions.visible_requests(user)).select_related(
         "tre", "request__project", "request__submitter", "version"
@@ -184,7 +167,7 @@ class StartReview(JobActionMixin, APIView):
     @extend_schema(request=None, responses=JobDetailSerializer, summary="Start the review of a job")
     def post(self, request, pk):
         job = self.job(pk)
-        _run(lambda: services.start_review(job, by=request.user))
+        services.start_review(job, by=request.user)
         return self.done(job)
 
 
@@ -198,11 +181,7 @@ class Decide(JobActionMixin, APIView):
         incoming = DecideSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
-        _run(
-            lambda: services.decide_step(
-                job, data["step"], data["outcome"], data["rationale"], by=request.user
-            )
-        )
+        services.decide_step(job, data["step"], data["outcome"], data["rationale"], by=request.user)
         return self.done(job)
 
 
@@ -215,7 +194,7 @@ class PostMessage(JobActionMixin, APIView):
         check_post_message(request.user, job)
         incoming = MessageSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        message = _run(lambda: services.post_message(job, incoming.validated_data["body"], by=request.user))
+        message = services.post_message(job, incoming.validated_data["body"], by=request.user)
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
 
@@ -228,7 +207,7 @@ class Cancel(JobActionMixin, APIView):
         crate_permissions.check_cancel(request.user, job)
         incoming = ReasonSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        _run(lambda: services.cancel(job, by=request.user, reason=incoming.validated_data["reason"]))
+        services.cancel(job, by=request.user, reason=incoming.validated_data["reason"])
         return self.done(job)
 
 
@@ -288,13 +267,6 @@ class DescribeSerializer(serializers.Serializer):
     justification = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-def _run_outputs(call):
-    try:
-        return call()
-    except outputs.OutputError as exc:
-        raise DRFValidationError({"detail": str(exc)}) from exc
-
-
 class JobOutputs(JobActionMixin, generics.ListAPIView):
     required_scopes = READ
     serializer_class = OutputSerializer
@@ -331,16 +303,12 @@ class VoteOnOutput(OutputActionMixin, APIView):
         incoming = VoteSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
-        _run(
-            lambda: _run_outputs(
-                lambda: outputs.vote(
-                    output,
-                    data["decision"],
-                    data["comment"],
-                    for_researcher=data["for_researcher"],
-                    by=request.user,
-                )
-            )
+        outputs.vote(
+            output,
+            data["decision"],
+            data["comment"],
+            for_researcher=data["for_researcher"],
+            by=request.user,
         )
         return self.done(output)
 
@@ -353,7 +321,7 @@ class ReleaseOutput(OutputActionMixin, APIView):
     )
     def post(self, request, pk):
         output = self.output(pk)
-        _run(lambda: _run_outputs(lambda: outputs.release(output, by=request.user)))
+        outputs.release(output, by=request.user)
         return self.done(output)
 
 
@@ -371,14 +339,10 @@ class DescribeOutput(OutputActionMixin, APIView):
         incoming = DescribeSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         action = outputs.respond if output.status == OutputFile.Status.CHANGES else outputs.describe
-        _run(
-            lambda: _run_outputs(
-                lambda: action(
-                    output,
-                    context=incoming.validated_data["context"],
-                    justification=incoming.validated_data["justification"],
-                    by=request.user,
-                )
-            )
+        action(
+            output,
+            context=incoming.validated_data["context"],
+            justification=incoming.validated_data["justification"],
+            by=request.user,
         )
         return self.done(output)

@@ -18,13 +18,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal import audit
+from portal.errors import Refusal
 from reviews import notifications, outputs
 from reviews.models import CombinedRelease, OutputFile
 from reviews.permissions import check_combine, check_decide_combined
 from reviews.sdc import check_table_bytes, strictest
 
 
-class CombineError(Exception):
+class CombineError(Refusal):
     """The tables cannot be combined; the message says why."""
 
 

@@ -25,6 +25,7 @@ from crates.models import Job, ResultUpload
 from crates.services import crate_limits, portal_agent
 from crates.transitions import transition
 from portal import audit, permissions
+from portal.errors import Refusal
 from portal.models import DataAccessAgreement
 from reviews import notifications, signals
 from reviews.models import OutputFile, OutputVote, Publication, PublicOutput
@@ -36,7 +37,7 @@ Vote = OutputVote.Decision
 F = OutputFile.Status
 
 
-class OutputError(Exception):
+class OutputError(Refusal):
     """The output review cannot go that way; the message says why."""
 
 

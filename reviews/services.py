@@ -15,6 +15,7 @@ from crates.fivesafes import writeback
 from crates.models import Job
 from crates.transitions import SUSPENDABLE, TransitionError, transition
 from portal import audit
+from portal.errors import Refusal
 from portal.models import DataAccessAgreement, Decision, Membership
 from reviews import evidence, notifications
 from reviews.models import CHECK_STEPS, CarryOver, Message, Notification, Outcome, Step, StepDecision
@@ -23,7 +24,7 @@ from reviews.permissions import check_post_message, check_review
 S = Job.Status
 
 
-class ReviewError(Exception):
+class ReviewError(Refusal):
     """The review cannot go that way; the message says why."""
 
 

@@ -17,8 +17,9 @@ from crates import permissions as crate_permissions
 from crates import summary as summaries
 from crates.models import Job
 from crates.permissions import can_cancel
-from crates.transitions import TransitionError, can_transition
+from crates.transitions import can_transition
 from portal import audit, permissions
+from portal.errors import Refusal, message_of
 from portal.models import TRE
 from portal.views.helpers import paginate
 from reviews import evidence, services
@@ -178,9 +179,8 @@ def _back_to_job(request, job):
 def _act(request, job, action, success):
     try:
         action()
-    except (ValidationError, services.ReviewError, TransitionError, PermissionDenied) as exc:
-        text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-        messages.error(request, text or "You may not do that.")
+    except (Refusal, ValidationError, PermissionDenied) as exc:
+        messages.error(request, message_of(exc) or "You may not do that.")
     else:
         messages.success(request, success)
     return _back_to_job(request, job)
