@@ -137,6 +137,8 @@ class LeasedJob:
     workflow_url: str
     results_url: str
     results_max_bytes: int
+    #: The TRE's disclosure policy the agent must honour (see agent.policy); empty if none was sent.
+    policy: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LeasedJob:
@@ -160,6 +162,7 @@ class LeasedJob:
             workflow_url=str(data["workflow_url"]),
             results_url=str(data["results_url"]),
             results_max_bytes=int(data["results_max_bytes"]),
+            policy=dict(data["policy"]) if isinstance(data.get("policy"), Mapping) else {},
         )
 
 

@@ -106,3 +106,6 @@ class Job:
     directory: JobDirectory
     parameters: Mapping[str, ParameterValue] = field(default_factory=lambda: MappingProxyType({}))
     service: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: The TRE's disclosure policy sent with the claim (``agent.policy``); executors that suppress or
+    #: round counts apply it, and refuse the job when it is missing or cannot be honoured.
+    policy: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))

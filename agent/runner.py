@@ -64,6 +64,7 @@ from agent.crate import CrateError, entity_index, ids, requested_run, root_entit
 from agent.executors import execute
 from agent.executors.base import ExecutionStatus
 from agent.jobs import Job, JobDirectory
+from agent.policy import DisclosureRules, PolicyNotHonoured
 from agent.results import ResultCrateError, WorkflowRetrieval, external_identifier_of, write_result_crate
 
 __all__ = ["JobRefused", "JsonFormatter", "Runner", "configure_logging", "declare_bagit_1_0"]
@@ -677,6 +678,11 @@ class Runner:
         except WorkflowNotApprovedError as exc:
             raise JobRefused(str(exc)) from None
         check_accepted(self.config.accept, job, route.executor)
+        if job.policy:
+            try:
+                DisclosureRules.from_claim(job.policy)
+            except PolicyNotHonoured as exc:
+                raise JobRefused(f"the job's disclosure policy cannot be honoured: {exc}") from None
         try:
             crate = self.client.download_crate(job, directory.root / "request.zip")
         except (ChecksumMismatch, Refused) as exc:
@@ -721,6 +727,7 @@ class Runner:
                 directory,
                 parameters,
                 MappingProxyType(dict(workflow.settings)),
+                MappingProxyType(dict(job.policy)),
             ),
             metadata,
             external_identifier_of(bag_dir),

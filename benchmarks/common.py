@@ -25,8 +25,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # the benchmarks import the portal from the repository root
 
-SHARED = Path(os.environ.get("FIVE_SAFES_SHARED") or REPO.parent / "shared").resolve()
-FIXTURES = SHARED / "fixtures" / "5s-crate"
+# The reference data the tests use (tests/data, sources in tests/data/NOTICE) and the community validator.
+DATA = REPO / "tests" / "data"
+FIXTURES = DATA / "fixtures" / "5s-crate"
+ORACLE = REPO / "tests" / "oracle_runner.py"
 REQUEST_METADATA = FIXTURES / "validator-valid-five-safes-crate-request" / "ro-crate-metadata.json"
 
 MB = 10**6

@@ -1,8 +1,8 @@
 """Benchmarks of the Five Safes crate library: validation against the oracle, and ingest of a large crate.
 
-1. **Validation against the community profile.** Every example crate in ``../shared/fixtures/5s-crate``
+1. **Validation against the community profile.** Every example crate in ``tests/data/fixtures/5s-crate``
    is validated by our library (``validate_path``, and ``validate_metadata`` alone) and by
-   ``../shared/bin/5s-oracle`` (roc-validator running the community SHACL profile). Goal: at least
+   ``tests/oracle_runner.py`` (roc-validator running the community SHACL profile). Goal: at least
    50 times faster on every crate, with the same verdict on every crate.
 2. **Ingest of a large crate.** A 1 GiB crate of 10,000 files is generated, bagged with ``create_bag``
    and zipped with ``pack_bag``; the portal's intake path (``extract_bag``, ``verify_bag``,
@@ -44,9 +44,9 @@ if __package__ in (None, ""):  # run as a script (the benchmarks' child processe
 from benchmarks.common import (  # noqa: E402
     FIXTURES,
     MB,
+    ORACLE,
     REPO,
     REQUEST_METADATA,
-    SHARED,
     BenchmarkError,
     GiB,
     Goal,
@@ -70,7 +70,6 @@ from crates.fivesafes import (  # noqa: E402
 from crates.fivesafes.bag import METADATA  # noqa: E402
 from crates.fivesafes.zipbag import verify_zip_bag  # noqa: E402
 
-ORACLE = SHARED / "bin" / "5s-oracle"
 GNU_TIME = "/usr/bin/time"
 
 # The community profile's own checks; ours also cover packaging and RO-Crate essentials it leaves out.
@@ -442,7 +441,7 @@ def check_tools(plan: Plan, *, ingest: bool) -> None:
     for needed in (FIXTURES, ORACLE) if not ingest else (REQUEST_METADATA,):
         if not needed.exists():
             raise BenchmarkError(
-                f"{needed} is missing: clone the shared data beside the repository or set FIVE_SAFES_SHARED"
+                f"{needed} is missing: the reference data lives in tests/data of the repository"
             )
     probe = [GNU_TIME, "--format", "%M", "--output", os.devnull, "true"]
     if not Path(GNU_TIME).exists() or subprocess.call(probe, stderr=subprocess.DEVNULL) != 0:

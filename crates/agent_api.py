@@ -173,6 +173,18 @@ class WorkflowSerializer(serializers.Serializer):
     )
 
 
+class AgentPolicySerializer(serializers.Serializer):
+    """What the agent must honour of the TRE's disclosure policy (with the project's agreement overrides)."""
+
+    min_cell_count = serializers.IntegerField(
+        help_text="Counts below this are suppressed before they leave the TRE; the portal fails them."
+    )
+    zeros_disclosive = serializers.BooleanField(help_text="Whether a zero count is disclosive.")
+    rounding_base = serializers.IntegerField(
+        help_text="Published counts must be multiples of this; 0 means no rounding is required."
+    )
+
+
 class LeasedJobSerializer(serializers.Serializer):
     """A job leased to the agent, with everything needed to run it."""
 
@@ -198,6 +210,9 @@ class LeasedJobSerializer(serializers.Serializer):
     workflow_url = serializers.SerializerMethodField()
     results_url = serializers.SerializerMethodField()
     results_max_bytes = serializers.SerializerMethodField()
+    policy = AgentPolicySerializer(
+        help_text="The disclosure policy the agent must honour; an agent that cannot honour it refuses the job."
+    )
 
     def _url(self, name, claim):
         return self.context["request"].build_absolute_uri(reverse(name, args=[claim.job.pk]))

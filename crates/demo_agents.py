@@ -19,7 +19,7 @@ import json
 import os
 import subprocess  # only to catch the image builder's errors
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
@@ -50,6 +50,8 @@ class DemoWorkflow:
     language: str
     executor: str
     description: str
+    #: How the disclosure checks read the workflow's tables (ApprovedWorkflow.output_schemas).
+    output_schemas: dict = field(default_factory=dict)
     # Declared inputs as JSON; empty: read from the CWL workflow when it is registered.
     inputs: str = ""
 
@@ -63,6 +65,7 @@ AGE_SEX = DemoWorkflow(
     executor=ApprovedWorkflow.Executor.CWL,
     description="A CWL workflow counting the persons of the TRE's OMOP-like dataset by ten-year age band "
     "and sex; returns one CSV table. Input: reference_year (optional).",
+    output_schemas={"age_sex_table.csv": {"labels": ["age_band", "sex"], "counts": ["persons"]}},
 )
 COHORT_COUNT = DemoWorkflow(
     key="cohort-count",
@@ -247,6 +250,7 @@ def _register(workflow, packed, tres, *, by, approved_settings=None):
                 "language": workflow.language,
                 "executor": workflow.executor,
                 "description": workflow.description,
+                "output_schemas": json.dumps(workflow.output_schemas),
                 "declared_inputs": workflow.inputs,
             },
             {

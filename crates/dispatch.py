@@ -18,7 +18,6 @@ Invariants:
   rejected upload keeps nothing but the record of why.
 """
 
-import functools
 import hashlib
 import secrets
 import shutil
@@ -34,7 +33,8 @@ from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
@@ -50,8 +50,7 @@ from crates.services import crate_limits, export_job_crate, job_crate_sha256
 from crates.transitions import transition
 from portal import audit
 from portal.errors import Refusal
-from portal.models import TRE, Decision, WorkflowApproval
-from portal.sqlrows import Columns, prepared_cursor, split
+from portal.models import DataAccessAgreement, Decision, WorkflowApproval
 
 S = Job.Status
 
@@ -240,39 +239,24 @@ def revoke_agent(agent, *, by, reason=""):
 
 
 # An authenticated agent carries its own fields and what it needs of its TRE.
-_TOKEN_AGENT = Columns(Agent, "a", [field.name for field in Agent._meta.concrete_fields])
-_TOKEN_TRE = Columns(TRE, "t", ["id", "slug", "name", "paused"])
+_AGENT_FIELDS = (
+    *(field.name for field in Agent._meta.concrete_fields),
+    "tre__slug",
+    "tre__name",
+    "tre__paused",
+)
 
 
 def agent_for_token(secret):
     """The active agent whose token this is, or None."""
     if not secret or not secret.startswith(Agent.TOKEN_PREFIX):
         return None
-    db = transaction.get_connection()
-    with prepared_cursor(db) as cursor:
-        cursor.execute(_token_statement(db.alias), [hash_token(secret)])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    agent_values, tre_values, _ = split(row, _TOKEN_AGENT, _TOKEN_TRE)
-    agent = _TOKEN_AGENT.build(db, agent_values)
-    if agent.revoked_at is not None:
-        return None
-    agent.tre = _TOKEN_TRE.build(db, tre_values)
-    return agent
-
-
-@functools.cache
-def _token_statement(alias):
-    """The agent with a token hash (parameter 1) and its TRE: every agent request runs it first."""
-    connection = connections[alias]
-    A, T = _TOKEN_AGENT, _TOKEN_TRE
-    return (
-        f"SELECT {A.sql(connection)}, {T.sql(connection)} "  # noqa: S608 (names from the models; values are parameters)
-        f"FROM {connection.ops.quote_name(A.table)} a "
-        f"JOIN {connection.ops.quote_name(T.table)} t ON {T.column(connection, 'id')} = {A.column(connection, 'tre')} "
-        f"WHERE {A.column(connection, 'token_hash')} = %s"
+    agent = (
+        Agent.objects.select_related("tre").only(*_AGENT_FIELDS).filter(token_hash=hash_token(secret)).first()
     )
+    if agent is None or agent.revoked_at is not None:
+        return None
+    return agent
 
 
 def touch(agent, *, version=None):
@@ -292,15 +276,7 @@ def touch(agent, *, version=None):
 # --- Claiming ----------------------------------------------------------------------------------
 
 
-# Crate metadata and reports an agent's claim never needs, left in the database when reading jobs.
-_BULKY = (
-    "metadata",
-    "version__metadata",
-    "version__validation_report",
-    "version__crosscheck",
-    "version__summary",
-    "version__stripped_actions",
-)
+_BULKY = claiming.BULKY
 
 
 def claim_next(agent, *, wait=0.0):
@@ -740,6 +716,15 @@ def reconcile(agent):
         JobLease.objects.filter(agent=agent, finished_at__isnull=True, job__status__in=ACTIVE)
         .select_related("job__request__project", "job__tre", "job__version", "job__workflow")
         .defer(*(f"job__{field}" for field in _BULKY))
+        .annotate(
+            agreement_overrides=Subquery(
+                DataAccessAgreement.objects.filter(
+                    project=OuterRef("job__request__project"), tre=OuterRef("job__tre"), status="active"
+                )
+                .order_by("-valid_until")
+                .values("disclosure_overrides")[:1]
+            )
+        )
         .order_by("job_id")
     )
     approved = dict(
@@ -749,7 +734,11 @@ def reconcile(agent):
     )
     return [
         claiming.Claim(
-            lease, lease.job, lease.job.workflow_id in approved, approved.get(lease.job.workflow_id) or {}
+            lease,
+            lease.job,
+            lease.job.workflow_id in approved,
+            approved.get(lease.job.workflow_id) or {},
+            claiming.disclosure_policy(lease.job.tre, lease.agreement_overrides),
         )
         for lease in leases
     ]

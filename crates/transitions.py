@@ -16,7 +16,7 @@ from django.utils import timezone
 # Who may make a move: actor kinds, resolved against the job by crates.permissions.actor_kinds().
 from crates.models import Job
 from crates.permissions import AGENT, CHECKER, OFFICER, RESEARCHER, SYSTEM, actor_kinds
-from portal import audit, sqlrows
+from portal import audit
 from portal.errors import Refusal
 
 __all__ = [
@@ -183,8 +183,12 @@ def _move(job, to_state, *, by, message, extra):
     elif before == S.SUSPENDED:
         job.suspended_from, job.suspended_reason = "", ""
         update += ["suspended_from", "suspended_reason"]
-    # One prepared UPDATE of these columns (Job.save() refuses status changes: they are made here).
-    sqlrows.update_fields(transaction.get_connection(), job, update)
+    # Job.save() refuses status changes but this one, made here.
+    job._transition_in_progress = True
+    try:
+        job.save(update_fields=update)
+    finally:
+        job._transition_in_progress = False
     job._loaded_status = to_state
     audit.record(
         move.event,

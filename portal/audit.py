@@ -5,24 +5,15 @@ trail. Each row stores the hash of the row before it and its own hash over its c
 so editing, deleting or reordering rows breaks the chain (see `verify_chain`). Appends are
 serialised by locking the single `AuditChainHead` row, which also remembers the newest
 hash and the row count, so deleting the newest rows is caught too.
-
-On PostgreSQL an append is one statement: it locks the head, links the event to the hash before it
-and inserts it, so the head is held only for that statement and its commit, never while Python runs.
-Python prepares the event's canonical JSON on both sides of its previous hash (`canonical_pieces`)
-and PostgreSQL hashes the three pieces together: the same SHA-256 `compute_hash` gives.
 """
 
-import functools
 import hashlib
 import json
-import secrets
 from dataclasses import dataclass
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connections, models, router, transaction
+from django.db import models, transaction
 from django.utils import timezone
-
-from portal import sqlrows
 
 GENESIS_HASH = "0" * 64
 # What an event says, in the order of its columns; its hash covers these and the previous hash.
@@ -161,109 +152,39 @@ def record(
     tre="",
     project="",
 ):
-    """Append one event to the chain, inside the caller's transaction."""
+    """Append one event to the chain, inside the caller's transaction.
+
+    The one way an event is written: lock the chain's head, link the event to the hash before it,
+    insert it and move the head, with the ORM, the same on every database."""
     actor = Actor.of(by)
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or str(obj.pk)
         object_label = object_label or str(obj)[:300]
-    event = AuditEvent(
-        created_at=timezone.now(),
-        actor_kind=actor.kind,
-        actor_id=actor.id,
-        actor_label=actor.label[:300],
-        verb=verb,
-        object_type=object_type,
-        object_id=str(object_id),
-        object_label=object_label[:300],
-        tre_slug=getattr(tre, "slug", tre) or "",
-        project_identifier=getattr(project, "identifier", project) or "",
-        before=_json_safe(before),
-        after=_json_safe(after),
-        message=message,
-    )
-    connection = connections[router.db_for_write(AuditEvent)]
-    if connection.vendor == "postgresql":
-        _append_in_one_statement(event, connection)
-    else:
-        _append(event, connection)
-    return event
-
-
-def _append(event, connection):
-    """Lock the head, link and insert the event, move the head (SQLite's writes are serialised anyway)."""
-    with transaction.atomic(using=connection.alias, savepoint=False):
-        head, _ = (
-            AuditChainHead.objects.using(connection.alias).select_for_update().get_or_create(singleton=1)
+    with transaction.atomic(savepoint=False):
+        head, _ = AuditChainHead.objects.select_for_update().get_or_create(singleton=1)
+        event = AuditEvent(
+            created_at=timezone.now(),
+            actor_kind=actor.kind,
+            actor_id=actor.id,
+            actor_label=actor.label[:300],
+            verb=verb,
+            object_type=object_type,
+            object_id=str(object_id),
+            object_label=object_label[:300],
+            tre_slug=getattr(tre, "slug", tre) or "",
+            project_identifier=getattr(project, "identifier", project) or "",
+            before=_json_safe(before),
+            after=_json_safe(after),
+            message=message,
+            prev_hash=head.last_hash,
         )
-        event.prev_hash = head.last_hash
         event.hash = event.compute_hash()
-        event.save(using=connection.alias, _append=True)
+        event.save(_append=True)
         head.last_hash = event.hash
         head.count += 1
-        head.save(using=connection.alias, update_fields=["last_hash", "count"])
-
-
-def canonical_pieces(event, placeholders):
-    """The event's canonical form cut around values not known yet.
-
-    `placeholders` maps names to unique strings set in the event where those values go; returns (the
-    pieces between the quoted placeholders, the names in the order they come), so that whoever knows
-    the values (the database) can complete the form and hash it."""
-    canonical = event.canonical()
-    found = sorted((canonical.index(f'"{mark}"'), name) for name, mark in placeholders.items())
-    pieces, start = [], 0
-    for position, name in found:
-        pieces.append(canonical[start:position])
-        start = position + len(placeholders[name]) + 2
-    pieces.append(canonical[start:])
-    if any(mark in piece for piece in pieces for mark in placeholders.values()):
-        raise RuntimeError("A placeholder of the audit event appears twice in its canonical form.")
-    return pieces, [name for _, name in found]
-
-
-@functools.cache
-def _append_statement(alias):
-    connection = connections[alias]
-    quote = connection.ops.quote_name
-    head, events = quote(AuditChainHead._meta.db_table), quote(AuditEvent._meta.db_table)
-    columns = [quote(AuditEvent._meta.get_field(name).column) for name in CONTENT_FIELDS]
-    values = ["%s::jsonb" if name in ("before", "after") else "%s" for name in CONTENT_FIELDS]
-    return f"""
-        WITH previous AS (
-            SELECT last_hash, count FROM {head} WHERE singleton = 1 FOR UPDATE
-        ), link AS (
-            UPDATE {head} AS head
-            SET last_hash = encode(sha256(convert_to(%s || '"' || previous.last_hash || '"' || %s, 'UTF8')), 'hex'),
-                count = previous.count + 1
-            FROM previous
-            WHERE head.singleton = 1
-            RETURNING previous.last_hash AS prev_hash, head.last_hash AS hash
-        )
-        INSERT INTO {events} ({", ".join(columns)}, prev_hash, hash)
-        SELECT {", ".join(values)}, link.prev_hash, link.hash FROM link
-        RETURNING id, prev_hash, hash
-    """  # noqa: S608 (names from the models; values are parameters)
-
-
-def _append_in_one_statement(event, connection):
-    """PostgreSQL: lock the head, link, insert and move the head in one statement (module docstring)."""
-    event.prev_hash = secrets.token_hex(32)
-    (before, after), _ = canonical_pieces(event, {"prev_hash": event.prev_hash})
-    params = [before, after]
-    for name in CONTENT_FIELDS:
-        value = getattr(event, name)
-        params.append(json.dumps(value, cls=DjangoJSONEncoder) if name in ("before", "after") else value)
-    with sqlrows.prepared_cursor(connection) as cursor:
-        cursor.execute(_append_statement(connection.alias), params)
-        row = cursor.fetchone()
-        if row is None:  # a new database: the head row is made once, then the append runs again
-            with transaction.atomic(using=connection.alias):
-                AuditChainHead.objects.using(connection.alias).get_or_create(singleton=1)
-            cursor.execute(_append_statement(connection.alias), params)
-            row = cursor.fetchone()
-    event.pk, event.prev_hash, event.hash = row
-    event._state.adding, event._state.db = False, connection.alias
+        head.save(update_fields=["last_hash", "count"])
+    return event
 
 
 @dataclass(frozen=True)

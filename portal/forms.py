@@ -84,6 +84,7 @@ class TREForm(forms.ModelForm):
             "p_ratio",
             "rounding_base",
             "required_output_checkers",
+            "on_disagreement",
             "permitted_output_kinds",
             "allowed_executors",
         ]
@@ -321,7 +322,17 @@ class WorkflowForm(forms.ModelForm):
 
     class Meta:
         model = ApprovedWorkflow
-        fields = ["name", "workflow_id", "version", "sha256", "language", "executor", "description", "crate"]
+        fields = [
+            "name",
+            "workflow_id",
+            "version",
+            "sha256",
+            "language",
+            "executor",
+            "description",
+            "output_schemas",
+            "crate",
+        ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -347,6 +358,9 @@ class WorkflowForm(forms.ModelForm):
 
     def clean_sha256(self):
         return self.cleaned_data["sha256"].strip().lower()
+
+    def clean_output_schemas(self):
+        return self.cleaned_data.get("output_schemas") or {}
 
     def clean_crate(self):
         crate = self.cleaned_data.get("crate")

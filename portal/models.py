@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from portal import dur_lookups, service_settings
 from portal.audit import AuditChainHead, AuditEvent  # noqa: F401  (models live in this app)
-from portal.validators import validate_orcid, validate_ror_id, validate_sha256
+from portal.validators import validate_orcid, validate_output_schemas, validate_ror_id, validate_sha256
 
 User = settings.AUTH_USER_MODEL
 
@@ -94,6 +94,17 @@ class TRE(models.Model):
     rounding_base = models.PositiveSmallIntegerField(default=0, help_text="0 means no rounding required.")
     required_output_checkers = models.PositiveSmallIntegerField(
         default=2, validators=[MinValueValidator(1), MaxValueValidator(5)]
+    )
+
+    class OnDisagreement(models.TextChoices):
+        REJECT = "reject", "Take the most cautious decision"
+        ASK_ANOTHER = "ask_another", "Ask one more output checker; the majority decides"
+
+    on_disagreement = models.CharField(
+        max_length=20,
+        choices=OnDisagreement.choices,
+        default=OnDisagreement.REJECT,
+        help_text="What happens when the output checkers of a file disagree.",
     )
     permitted_output_kinds = models.JSONField(default=list, blank=True)
     allowed_executors = models.JSONField(default=list, blank=True)
@@ -513,6 +524,13 @@ class ApprovedWorkflow(models.Model):
     executor = models.CharField(max_length=20, choices=Executor.choices)
     description = models.TextField(blank=True)
     crate = models.FileField(upload_to="workflows/", blank=True, help_text="The Workflow RO-Crate zip.")
+    output_schemas = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_output_schemas],
+        help_text='The shape of each table the workflow writes, by file name, e.g. {"age_sex_table.csv": '
+        '{"labels": ["age_band", "sex"], "counts": ["persons"]}}; the disclosure checks read the tables so.',
+    )
     # What a request gives the workflow (see portal.workflow_inputs); null: not declared, any name=value.
     inputs = models.JSONField(
         null=True,

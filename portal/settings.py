@@ -195,12 +195,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "transaction_mode": "IMMEDIATE",
         }
     )
-elif env_bool("DATABASE_PREPARED_STATEMENTS", True):
-    # Lets the few hot statements that ask for it (portal.sqlrows.prepared_cursor: an agent's claim
-    # and token lookup, audit appends) be planned once per connection; Django's own queries bind on
-    # the client and are never prepared. Set to 0 behind a pooler that cannot keep prepared
-    # statements (PgBouncer before 1.21, or in transaction mode without max_prepared_statements).
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [

@@ -96,3 +96,29 @@ def validate_evidence_file(upload):
         raise ValidationError(
             f"The file's content is not a {suffix.lstrip('.').upper()} file.", code="file_content"
         )
+
+
+OUTPUT_SCHEMA_ROLES = ("labels", "counts", "magnitudes", "statistics")
+
+
+def validate_output_schemas(value):
+    """A workflow's declared table shapes: {file name: {role: [column names]}}, roles as listed."""
+    if not isinstance(value, dict):
+        raise ValidationError(
+            "Give the output schemas as an object keyed by file name.", code="output_schemas"
+        )
+    for name, shape in value.items():
+        if not isinstance(shape, dict) or not shape:
+            raise ValidationError(
+                f"The schema of {name} must name its columns by role.", code="output_schemas"
+            )
+        for role, columns in shape.items():
+            if role not in OUTPUT_SCHEMA_ROLES:
+                raise ValidationError(
+                    f"{name}: {role!r} is not a role; use {', '.join(OUTPUT_SCHEMA_ROLES)}.",
+                    code="output_schemas",
+                )
+            if not isinstance(columns, list) or not all(isinstance(c, str) and c for c in columns):
+                raise ValidationError(
+                    f"{name}: {role} must be a list of column names.", code="output_schemas"
+                )

@@ -11,14 +11,18 @@ from portal import permissions
 from portal.api.permissions import READ
 from portal.api.views import PersonAPIMixin
 from portal.models import TokenScope
-from reviews import evidence, outputs, services
-from reviews.models import Message, Outcome, OutputFile, OutputVote, Step, StepDecision
+from reviews import evidence, federation, outputs, services
+from reviews.models import CombinedRelease, Message, Outcome, OutputFile, OutputVote, Step, StepDecision
 from reviews.permissions import (
     can_check_outputs,
+    can_decide_combined,
+    can_download_combined,
     can_download_output,
     can_review,
     check_act_as_researcher,
     check_check_outputs,
+    check_combine,
+    check_decide_combined,
     check_post_message,
     check_review,
 )
@@ -229,6 +233,7 @@ class OutputSerializer(serializers.ModelSerializer):
             "sha256",
             "status",
             "round",
+            "settlement",
             "sdc_verdict",
             "sdc",
             "policy_version",
@@ -346,3 +351,133 @@ class DescribeOutput(OutputActionMixin, APIView):
             by=request.user,
         )
         return self.done(output)
+
+
+# --- Combined (federated) results --------------------------------------------------------------
+
+
+class CombinedReleaseSerializer(serializers.ModelSerializer):
+    """A combination of released tables; the table itself only for checkers and, once released, members."""
+
+    created_by = serializers.EmailField(source="created_by.email", read_only=True)
+    decided_by = serializers.EmailField(source="decided_by.email", read_only=True, allow_null=True)
+    sources = serializers.SerializerMethodField()
+    table = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CombinedRelease
+        fields = [
+            "id",
+            "request",
+            "status",
+            "created_by",
+            "created_at",
+            "sources",
+            "policy_version",
+            "policy",
+            "sdc_verdict",
+            "sdc",
+            "differencing",
+            "table",
+            "sha256",
+            "decided_by",
+            "decided_at",
+            "rationale",
+        ]
+
+    def get_sources(self, release) -> list[dict]:
+        return [
+            {"output": o.pk, "path": o.path, "tre": o.job.tre.slug}
+            for o in release.sources.select_related("job__tre").order_by("job__tre__slug", "pk")
+        ]
+
+    def get_table(self, release) -> dict | None:
+        user = self.context["request"].user
+        if can_decide_combined(user, release) or can_download_combined(user, release):
+            return release.table
+        return None
+
+
+class CombineSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="The released file name, as listed under `combinable`.")
+
+
+class CombinedListSerializer(serializers.Serializer):
+    combinable = serializers.ListField(child=serializers.CharField())
+    releases = CombinedReleaseSerializer(many=True)
+
+
+class CombinedDecisionSerializer(serializers.Serializer):
+    release = serializers.BooleanField(help_text="True to release the combined table, false to withhold it.")
+    rationale = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class RequestCombined(PersonAPIMixin, APIView):
+    required_scopes = {"GET": (TokenScope.READ,), "POST": (TokenScope.SUBMIT, TokenScope.CHECK)}
+
+    def _request(self, pk):
+        return generics.get_object_or_404(crate_permissions.visible_requests(self.request.user), pk=pk)
+
+    @extend_schema(responses=CombinedListSerializer, summary="Released tables that combine, and combinations")
+    def get(self, request, pk):
+        req = self._request(pk)
+        data = {
+            "combinable": sorted(federation.combinable(req)),
+            "releases": req.combined_releases.select_related("created_by", "decided_by"),
+        }
+        return Response(CombinedListSerializer(data, context={"request": request}).data)
+
+    @extend_schema(
+        request=CombineSerializer,
+        responses={201: CombinedReleaseSerializer},
+        summary="Combine one released table across the request's TREs",
+    )
+    def post(self, request, pk):
+        req = self._request(pk)
+        check_combine(request.user, list(req.jobs.select_related("tre", "request__project")))
+        incoming = CombineSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        release = federation.combine(req, incoming.validated_data["name"], by=request.user)
+        return Response(
+            CombinedReleaseSerializer(release, context={"request": request}).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class CombinedMixin(PersonAPIMixin):
+    def combined(self, pk):
+        visible = crate_permissions.visible_requests(self.request.user)
+        return generics.get_object_or_404(
+            CombinedRelease.objects.filter(request__in=visible).select_related(
+                "request__project", "created_by"
+            ),
+            pk=pk,
+        )
+
+
+class CombinedDetail(CombinedMixin, APIView):
+    required_scopes = READ
+
+    @extend_schema(responses=CombinedReleaseSerializer, summary="A combined table and its checks")
+    def get(self, request, pk):
+        release = self.combined(pk)
+        return Response(CombinedReleaseSerializer(release, context={"request": request}).data)
+
+
+class DecideCombined(CombinedMixin, APIView):
+    required_scopes = {"POST": (TokenScope.CHECK,)}
+
+    @extend_schema(
+        request=CombinedDecisionSerializer,
+        responses=CombinedReleaseSerializer,
+        summary="Release or withhold a combined table (output checkers)",
+    )
+    def post(self, request, pk):
+        release = self.combined(pk)
+        check_decide_combined(request.user, release)
+        incoming = CombinedDecisionSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        federation.decide(release, data["release"], data["rationale"], by=request.user)
+        release.refresh_from_db()
+        return Response(CombinedReleaseSerializer(release, context={"request": request}).data)

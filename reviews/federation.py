@@ -1,16 +1,20 @@
 """Federated results: released count tables from several TREs' jobs of one request, combined.
 
-Tables combine when they share a schema (the same header and the same row labels). Counts are
-summed cell by cell; the sum is re-checked under the strictest policy of the TREs involved, and
-cells that someone could recover by subtracting one released table from another are flagged
-(differencing). A combination is itself a release: it waits for an output checker's decision.
+Tables combine when they have the same row-label columns (by name, in any order); rows match by their
+label tuple, value columns by name. A category (row or column) that some TREs lack contributes nothing
+from them; a cell a TRE suppressed leaves the combined cell without a value. Counts are summed cell by
+cell, rounded to the strictest rounding base of the TREs involved, and the sum is re-checked under the
+strictest of their policies. Cells that someone could recover by subtracting one TRE's released table (or
+an earlier combination) from the sum are flagged (differencing). A combination is itself a release: it
+waits for an output checker's decision.
 """
 
 import csv
 import hashlib
 import io
 from collections import defaultdict
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
@@ -23,69 +27,189 @@ from reviews import notifications, outputs
 from reviews.models import CombinedRelease, OutputFile
 from reviews.permissions import check_combine, check_decide_combined
 from reviews.sdc import check_table_bytes, strictest
+from reviews.sdc.tables import (
+    Shape,
+    TableFormatError,
+    declared_layout,
+    is_no_value,
+    parse_number,
+    plausible_layouts,
+    read_rows,
+)
 
 
 class CombineError(Refusal):
     """The tables cannot be combined; the message says why."""
 
 
-def _read_table(output):
+@dataclass
+class Table:
+    """One TRE's released count table: label and value column names, and cells by label tuple.
+
+    A cell's value is None where the TRE published no value (suppressed)."""
+
+    where: str
+    labels: tuple[str, ...]
+    values: tuple[str, ...]
+    rows: dict[tuple[str, ...], dict[str, Decimal | None]] = field(default_factory=dict)
+
+
+def read_table(data, where, declared=None):
+    """The count table in `data` (bytes of a released CSV), read as the disclosure checks read it:
+    by its declared shape, or by the one plausible reading (a table that reads several ways is refused,
+    since rows matched under the wrong reading would be summed wrongly)."""
+    try:
+        raw = read_rows(data)
+        if declared:
+            layout = declared_layout(raw, declared)
+        else:
+            layouts = plausible_layouts(raw)
+            if len({layout.label_columns for layout in layouts}) > 1:
+                raise CombineError(
+                    f"{where}: the table can be read in {len(layouts)} ways, so its rows cannot be matched "
+                    "safely; declare its shape (the workflow's output schema or a CSVW tableSchema)."
+                )
+            layout = layouts[0]
+    except TableFormatError as error:
+        raise CombineError(f"{where}: {error.message}") from None
+    header = raw.header
+    if layout.shape not in (Shape.CROSS_TAB, Shape.LONG) or layout.magnitude_columns:
+        raise CombineError(
+            f"{where}: only tables of counts can be combined, and this is read as {layout.explanation}."
+        )
+    if not layout.label_columns:
+        raise CombineError(f"{where}: the table has no row-label columns to match rows by.")
+    table = Table(
+        where,
+        tuple(header[i] for i in layout.label_columns),
+        tuple(header[i] for i in layout.count_columns),
+    )
+    for fields, line in zip(raw.body, raw.body_lines, strict=True):
+        key = tuple(fields[i] for i in layout.label_columns)
+        cells = {}
+        for index in layout.count_columns:
+            token = fields[index]
+            number = None if is_no_value(token) else parse_number(token)
+            if number is not None and (number < 0 or number != number.to_integral_value()):
+                raise CombineError(
+                    f"{where}, line {line}, column {header[index]!r}: {token!r} is not a count "
+                    "(only whole, non-negative numbers can be combined)."
+                )
+            cells[header[index]] = number
+        table.rows[key] = cells
+    return table
+
+
+def _released_rows(table):
+    """The cells of an earlier combination, from its stored header and rows."""
+    header, count = table["header"], table.get("labels", 1)
+    return {
+        tuple(row[:count]): {
+            column: None if is_no_value(value) else parse_number(value)
+            for column, value in zip(header[count:], row[count:], strict=False)
+        }
+        for row in table["rows"]
+    }
+
+
+def _read_output(output):
+    workflow = output.job.workflow
+    declared = (workflow.output_schemas or {}).get(output.name) if workflow is not None else None
     with output.stored.open("rb") as handle:
-        text = handle.read().decode("utf-8-sig")
-    rows = [row for row in csv.reader(io.StringIO(text)) if row]
-    if len(rows) < 2:
-        raise CombineError(f"{output.path} at {output.job.tre} has no rows to combine.")
-    header, body = rows[0], rows[1:]
-    table = {}
-    for number, row in enumerate(body, start=2):
-        if len(row) != len(header):
+        return read_table(handle.read(), f"{output.path} at {output.job.tre}", declared)
+
+
+def _aligned(tables):
+    """Every table's rows keyed in the first table's label order; the label and value columns."""
+    labels = tables[0].labels
+    for table in tables[1:]:
+        if set(table.labels) != set(labels):
             raise CombineError(
-                f"{output.path} at {output.job.tre}, line {number}: {len(row)} values for {len(header)} columns."
+                f"{table.where} has row labels {list(table.labels)}, not {list(labels)}: the schemas differ."
             )
-        label = row[0]
-        if label in table:
-            raise CombineError(f"{output.path} at {output.job.tre}: the row {label!r} appears twice.")
-        try:
-            table[label] = [Decimal(value) for value in row[1:]]
-        except InvalidOperation as exc:
-            raise CombineError(
-                f"{output.path} at {output.job.tre}, line {number}: only counts can be combined, not {row[1:]!r}."
-            ) from exc
-    return header, table
+    values = []
+    for table in tables:
+        values.extend(name for name in table.values if name not in values)
+    for table in tables:
+        order = [table.labels.index(name) for name in labels]
+        table.rows = {tuple(key[i] for i in order): cells for key, cells in table.rows.items()}
+        table.labels = labels
+    return labels, tuple(values)
+
+
+def combine_tables(tables, rounding_base=0):
+    """The combined table: (labels, values, rows, notes); `rows` maps label tuples to {column: value}."""
+    labels, values = _aligned(tables)
+    keys = []
+    for table in tables:
+        keys.extend(key for key in table.rows if key not in keys)
+    notes = []
+    rows = {}
+    for key in keys:
+        cells = {}
+        for column in values:
+            present = [t for t in tables if key in t.rows and column in t.rows[key]]
+            if any(t.rows[key][column] is None for t in present):
+                cells[column] = None
+                continue
+            total = sum((t.rows[key][column] for t in present), Decimal(0))
+            if rounding_base:
+                total = (total / rounding_base).quantize(Decimal(1), rounding=ROUND_HALF_UP) * rounding_base
+            cells[column] = total
+        rows[key] = cells
+    for table in tables:
+        missing_rows = [" / ".join(key) for key in keys if key not in table.rows]
+        missing_columns = [column for column in values if column not in table.values]
+        if missing_rows or missing_columns:
+            parts = [f"rows {', '.join(missing_rows)}" if missing_rows else "", ", ".join(missing_columns)]
+            notes.append(
+                f"{table.where} has no {' or columns '.join(p for p in parts if p)}; it contributes nothing there."
+            )
+    suppressed = sum(value is None for cells in rows.values() for value in cells.values())
+    if suppressed:
+        notes.append(f"{suppressed} cell(s) suppressed at a TRE are left without a value.")
+    if rounding_base:
+        notes.append(f"Sums are rounded to the nearest multiple of {rounding_base} (the strictest base).")
+    return labels, values, rows, notes
+
+
+def differencing(rows, others, threshold):
+    """Cells where a released table subtracted from the combined one leaves a small non-zero count."""
+    risks = []
+    for key, cells in rows.items():
+        for column, total in cells.items():
+            if total is None:
+                continue
+            for name, other in others:
+                value = other.get(key, {}).get(column)
+                if value is None:
+                    continue
+                rest = total - value
+                if 0 < rest < threshold:
+                    risks.append(
+                        {
+                            "row": " / ".join(key),
+                            "column": column,
+                            "value": str(rest),
+                            "message": f"The combined {total} minus {value} from {name} leaves {rest}, "
+                            f"under {threshold}.",
+                        }
+                    )
+    return risks
 
 
 def combinable(request):
     """Released CSV outputs of the request grouped by file name, where more than one TRE released one."""
     groups = defaultdict(list)
-    released = OutputFile.objects.filter(
-        job__request=request, status=OutputFile.Status.RELEASED
-    ).select_related("job__tre")
+    released = (
+        OutputFile.objects.filter(job__request=request, status=OutputFile.Status.RELEASED)
+        .select_related("job__tre")
+        .order_by("job__tre__slug", "pk")
+    )
     for output in released:
         if output.name.lower().endswith(".csv"):
             groups[output.name].append(output)
     return {name: items for name, items in groups.items() if len({o.job.tre_id for o in items}) > 1}
-
-
-def _differencing(combined, sources, previous, threshold):
-    """Cells where a released table subtracted from another leaves a small non-zero count."""
-    risks = []
-    for label, values in combined.items():
-        for column, total in enumerate(values):
-            for name, table in [*sources, *previous]:
-                other = table.get(label)
-                if other is None or column >= len(other):
-                    continue
-                rest = total - other[column]
-                if 0 < rest < threshold:
-                    risks.append(
-                        {
-                            "row": label,
-                            "column": column,
-                            "value": str(rest),
-                            "message": f"The combined {total} minus {other[column]} from {name} leaves {rest}, under {threshold}.",
-                        }
-                    )
-    return risks
 
 
 @transaction.atomic
@@ -95,69 +219,58 @@ def combine(request, name, *, by):
     if not sources:
         raise CombineError(f"No two TREs have released a table called {name}.")
     check_combine(by, [output.job for output in sources])
-    tables = [(o, *_read_table(o)) for o in sources]
-    header = tables[0][1]
-    labels = set(tables[0][2])
-    for output, other_header, table in tables[1:]:
-        if other_header != header:
-            raise CombineError(
-                f"{name} at {output.job.tre} has columns {other_header}, not {header}: the schemas differ."
-            )
-        if set(table) != labels:
-            raise CombineError(f"{name} at {output.job.tre} has different rows: the schemas differ.")
-    combined = {
-        label: [sum(t[label][i] for _, _, t in tables) for i in range(len(header) - 1)]
-        for label in tables[0][2]
-    }
+    tables = [(o, _read_output(o)) for o in sources]
+    policy = strictest(*(outputs.policy_for(o.job) for o, _ in tables))
+    labels, values, rows, notes = combine_tables([t for _, t in tables], policy.rounding_base)
+    header = [*labels, *values]
     lines = io.StringIO()
     writer = csv.writer(lines, lineterminator="\n")
     writer.writerow(header)
-    for label, values in combined.items():
-        writer.writerow([label, *(str(v) for v in values)])
-    data = lines.getvalue().encode()
-    policy = strictest(*(outputs.policy_for(o.job) for o, _, _ in tables))
-    result = check_table_bytes(data, policy, path=f"combined/{name}")
-    previous = [
-        (f"combined release {c.pk}", {row[0]: [Decimal(v) for v in row[1:]] for row in c.table["rows"]})
-        for c in CombinedRelease.objects.filter(request=request, status=CombinedRelease.Status.RELEASED)
-        if c.table.get("header") == header
+    shown_rows = [
+        [*key, *("" if cells[c] is None else str(cells[c]) for c in values)] for key, cells in rows.items()
     ]
-    risks = _differencing(
-        combined, [(f"{o.job.tre}", t) for o, _, t in tables], previous, policy.min_cell_count
+    writer.writerows(shown_rows)
+    data = lines.getvalue().encode()
+    result = check_table_bytes(
+        data, policy, path=f"combined/{name}", declared={"labels": list(labels), "counts": list(values)}
     )
+    others = [(f"{o.job.tre}", t.rows) for o, t in tables]
+    for earlier in CombinedRelease.objects.filter(request=request, status=CombinedRelease.Status.RELEASED):
+        if earlier.table.get("header") == header:
+            others.append((f"combined release {earlier.pk}", _released_rows(earlier.table)))
+    risks = differencing(rows, others, policy.min_cell_count)
+    sdc = result.to_dict()
+    sdc["notes"] = [*sdc["notes"], *notes]
     verdict = str(result.verdict)
     if risks and verdict == "pass":
         verdict = "review"
     release = CombinedRelease(
         request=request,
         created_by=by,
-        table={
-            "header": header,
-            "rows": [[label, *(str(v) for v in values)] for label, values in combined.items()],
-        },
+        table={"header": header, "labels": len(labels), "rows": shown_rows},
         sha256=hashlib.sha256(data).hexdigest(),
         policy_version=policy.version,
         policy=policy.as_dict(),
-        sdc=result.to_dict(),
+        sdc=sdc,
         sdc_verdict=verdict,
         differencing=risks,
     )
     release.stored.save(f"combined-{request.pk}-{name}", ContentFile(data), save=False)
     release.save()
-    release.sources.set([o for o, _, _ in tables])
+    release.sources.set([o for o, _ in tables])
     audit.record(
         "outputs.combined",
         by=by,
         obj=release,
         after={
-            "sources": [o.pk for o, _, _ in tables],
+            "sources": [o.pk for o, _ in tables],
             "verdict": verdict,
             "risks": len(risks),
             "policy": policy.version,
         },
         project=request.project,
     )
-    checkers = {u.pk: u for o, _, _ in tables for u in notifications.checkers_of(o.job.tre)}
+    checkers = {u.pk: u for o, _ in tables for u in notifications.checkers_of(o.job.tre)}
     notifications.notify(
         checkers.values(),
         notifications.Kind.OUTPUTS,

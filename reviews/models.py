@@ -184,6 +184,22 @@ class OutputFile(models.Model):
     )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     round = models.PositiveSmallIntegerField(default=1)
+
+    class Settlement(models.TextChoices):
+        UNANIMOUS = "unanimous", "The checkers agreed"
+        CAUTIOUS = "cautious", "The checkers disagreed; the TRE's policy took the most cautious decision"
+        MAJORITY = "majority", "The checkers disagreed; one more checker was asked and the majority decided"
+        NO_MAJORITY = (
+            "no_majority",
+            "The checkers disagreed, also with one more checker; the most cautious decision stands",
+        )
+
+    settlement = models.CharField(
+        max_length=20,
+        choices=Settlement.choices,
+        blank=True,
+        help_text="How the checkers' votes were settled.",
+    )
     released_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     released_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -30,6 +30,7 @@ from reviews.permissions import (
     check_view_output,
     check_view_published_crate,
 )
+from reviews.sdc.tables import guess_delimiter
 
 MAX_ROWS = 500
 
@@ -60,7 +61,8 @@ def _file_rows(output, user):
         "my_vote": next(
             (v for v in output.votes.all() if v.checker_id == user.pk and v.round == output.round), None
         ),
-        "needed": outputs.required_checkers(output),
+        "needed": outputs.votes_needed(output),
+        "required": outputs.required_checkers(output),
         "cast": sum(1 for v in output.votes.all() if v.round == output.round),
         "can_download": can_download_output(user, output),
         "can_publish": can_publish_output(user, output),
@@ -91,24 +93,43 @@ def job_outputs(request, pk):
 
 
 def _table(output):
-    """The first rows of a CSV output, with each cell's flags, for the viewer."""
+    """The first rows of a CSV output, with each value cell's flags, for the viewer.
+
+    Flags find their cell by the file line and column the checks recorded, so the marked cell is the
+    flagged value whatever the number of label columns or the separator.
+    """
     with output.stored.open("rb") as handle:
-        text = handle.read(2 * 1024 * 1024).decode("utf-8", errors="replace")
-    reader = csv.reader(io.StringIO(text))
-    rows = [row for _, row in zip(range(MAX_ROWS + 1), reader, strict=False)]
-    if not rows:
-        return None
-    header, body = rows[0], rows[1:]
+        text = handle.read(2 * 1024 * 1024).decode("utf-8-sig", errors="replace")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=guess_delimiter(text))
     flags = {}
     for flag in output.sdc.get("flags", []):
-        position = flag.get("position")
-        if position:
-            flags.setdefault((position[0], position[1]), []).append(flag)
+        if flag.get("line") is not None and flag.get("field") is not None:
+            flags.setdefault((flag["line"], flag["field"]), []).append(flag)
+    rows, line = [], 1
+    try:
+        for record in reader:
+            if any(field.strip() for field in record):
+                rows.append((line, record))
+                if len(rows) > MAX_ROWS:
+                    break
+            line = reader.line_num + 1
+    except csv.Error:
+        pass  # the checks said what is wrong with the file; show what could be read
+    if not rows:
+        return None
+    header, body = rows[0][1], rows[1:]
+    labels = set(output.sdc.get("label_columns") or [])
     table = []
-    for r, row in enumerate(body):
-        cells = [{"value": row[0] if row else "", "flags": []}]
-        for c, value in enumerate(row[1:]):
-            cells.append({"value": value, "flags": flags.get((r, c), [])})
+    for number, row in body:
+        cells = []
+        for index, value in enumerate(row):
+            cells.append(
+                {
+                    "value": value,
+                    "flags": flags.get((number, index), []),
+                    "label": index in labels or (not labels and index == 0),
+                }
+            )
         table.append(cells)
     return {"header": header, "rows": table, "truncated": len(body) >= MAX_ROWS}
 

@@ -30,7 +30,8 @@ from portal.models import DataAccessAgreement
 from reviews import notifications, signals
 from reviews.models import OutputFile, OutputVote, Publication, PublicOutput
 from reviews.permissions import check_act_as_researcher, check_check_outputs, check_publish_output
-from reviews.sdc import DisclosurePolicy, check_paths
+from reviews.sdc import DisclosurePolicy, check_file, check_paths
+from reviews.sdc.tables import shape_from_csvw
 
 S = Job.Status
 Vote = OutputVote.Decision
@@ -91,6 +92,19 @@ def _output_paths(metadata):
     return paths
 
 
+def declared_shapes(metadata):
+    """Declared table shapes by output path: a CSVW `tableSchema` on the output's File entity."""
+    shapes = {}
+    for entity in metadata.get("@graph", []):
+        if not isinstance(entity, dict) or not isinstance(entity.get("@id"), str):
+            continue
+        schema = entity.get("tableSchema") or entity.get("csvw:tableSchema")
+        shape = shape_from_csvw(schema)
+        if shape is not None:
+            shapes[entity["@id"].removeprefix("./")] = shape
+    return shapes
+
+
 def check_outputs(upload_id):
     """Unpack a verified results crate, run the disclosure checks on each output, open the review.
 
@@ -119,6 +133,13 @@ def check_outputs(upload_id):
             files.extend(sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target])
         report = check_paths([str(f) for f in files], policy) if files else None
         results = {Path(r.path).resolve(): r for r in (report.files if report else [])}
+        shapes = declared_shapes(upload.metadata or {})
+        by_name = (job.workflow.output_schemas if job.workflow_id else None) or {}
+        for path in files:
+            # The results crate's own tableSchema first, then the approved workflow's output schema.
+            shape = shapes.get(path.relative_to(data).as_posix()) or by_name.get(path.name)
+            if shape is not None and path.suffix.lower() in (".csv", ".tsv", ".tab"):
+                results[path.resolve()] = check_file(path, policy, display=str(path), declared=shape)
         with transaction.atomic():
             awaiting = Job.objects.select_for_update().filter(pk=job.pk, status=S.OUTPUTS_RETURNED)
             if not awaiting.values_list("pk", flat=True).first():
@@ -217,6 +238,43 @@ def required_checkers(output):
     return int(output.policy.get("required_checkers", output.job.tre.required_output_checkers))
 
 
+_STATUS_OF = {Vote.APPROVE: F.APPROVED, Vote.CHANGES: F.CHANGES, Vote.REJECT: F.REJECTED}
+# Most cautious first: a file another checker would reject is not released on a split vote.
+_CAUTION = (Vote.REJECT, Vote.CHANGES, Vote.APPROVE)
+Settlement = OutputFile.Settlement
+
+
+def settle(decisions, required, on_disagreement):
+    """How a round's votes decide a file: (file status, settlement), or None while a vote is awaited.
+
+    Agreement decides. On disagreement the TRE's policy says what happens: `reject` takes the most
+    cautious decision (reject, then changes); `ask_another` waits for one more checker, after which a
+    strict majority decides and, failing one, the most cautious decision stands.
+    """
+    if len(decisions) < required:
+        return None
+    if len(set(decisions)) == 1:
+        return _STATUS_OF[decisions[0]], Settlement.UNANIMOUS
+    cautious = next(d for d in _CAUTION if d in decisions)
+    if on_disagreement != "ask_another":
+        return _STATUS_OF[cautious], Settlement.CAUTIOUS
+    if len(decisions) == required:
+        return None
+    top = max(_CAUTION, key=decisions.count)
+    if decisions.count(top) * 2 > len(decisions):
+        return _STATUS_OF[top], Settlement.MAJORITY
+    return _STATUS_OF[cautious], Settlement.NO_MAJORITY
+
+
+def votes_needed(output):
+    """How many votes this round needs: one more than required while a disagreement awaits it."""
+    votes = [v.decision for v in output.votes.all() if v.round == output.round]
+    required = required_checkers(output)
+    if output.status == F.PENDING and len(votes) >= required:
+        return required + 1
+    return required
+
+
 def votes_visible_to(output, user):
     """Checkers are blinded: they see the others' votes of a round only once every vote is in."""
     votes = [v for v in output.votes.all() if v.round == output.round]
@@ -272,19 +330,43 @@ def vote(output, decision, comment="", *, for_researcher=False, by):
         )
         votes = list(output.votes.filter(round=output.round))
         if len(votes) >= required_checkers(output):
-            decisions = {v.decision for v in votes}
-            if Vote.REJECT in decisions:
-                output.status = F.REJECTED
-            elif Vote.CHANGES in decisions:
-                output.status = F.CHANGES
-            else:
-                output.status = F.APPROVED
-            output.save(update_fields=["status"])
+            settled = settle([v.decision for v in votes], required_checkers(output), job.tre.on_disagreement)
+            if settled is None:
+                if len(votes) == required_checkers(output):
+                    audit.record(
+                        "outputs.disagreement",
+                        by=audit.SYSTEM,
+                        obj=output,
+                        after={"round": output.round, "votes": [v.decision for v in votes]},
+                        message="The checkers disagree: one more checker is asked.",
+                        tre=job.tre,
+                        project=job.request.project,
+                    )
+                    notifications.notify(
+                        [
+                            u
+                            for u in notifications.checkers_of(job.tre)
+                            if u.pk not in {v.checker_id for v in votes}
+                        ],
+                        notifications.Kind.OUTPUTS,
+                        f"Checkers disagree on {output.name}: one more vote is needed",
+                        f"{job.request.title} at {job.tre}.",
+                        notifications.job_url(job),
+                    )
+                return cast
+            status, settlement = settled
+            output.status, output.settlement = status, settlement
+            output.save(update_fields=["status", "settlement"])
             audit.record(
                 "outputs.file_decided",
                 by=audit.SYSTEM,
                 obj=output,
-                after={"status": output.status, "round": output.round, "votes": [v.decision for v in votes]},
+                after={
+                    "status": output.status,
+                    "round": output.round,
+                    "votes": [v.decision for v in votes],
+                    "settlement": settlement,
+                },
                 tre=job.tre,
                 project=job.request.project,
             )
@@ -347,8 +429,10 @@ def respond(output, *, context, justification, by):
         raise ValidationError({"justification": "Answer the checkers' request."})
     output.researcher_context = (context or output.researcher_context).strip()
     output.researcher_justification = justification.strip()
-    output.status, output.round = F.PENDING, output.round + 1
-    output.save(update_fields=["researcher_context", "researcher_justification", "status", "round"])
+    output.status, output.round, output.settlement = F.PENDING, output.round + 1, ""
+    output.save(
+        update_fields=["researcher_context", "researcher_justification", "status", "round", "settlement"]
+    )
     audit.record(
         "outputs.file_responded",
         by=by,

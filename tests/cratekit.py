@@ -1,18 +1,14 @@
-"""Make crate ZIPs for tests from the shared fixtures or from metadata written in the test."""
+"""Make crate ZIPs for tests from the example crates in tests/data or from metadata written in the test."""
 
 import copy
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from crates.fivesafes.bag import create_bag
 from crates.fivesafes.writeback import pack_bag
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FIVE_SAFES_SHARED", ROOT.parent / "shared")).resolve()
-FIXTURES = SHARED / "fixtures" / "5s-crate"
+from tests.reference_data import CRATE_FIXTURES as FIXTURES
 
 
 def fixture_metadata(name="validator-valid-five-safes-crate-request"):

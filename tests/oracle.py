@@ -1,23 +1,15 @@
-"""Run the community Five Safes profile (../shared/bin/5s-oracle) over crates, for integration tests."""
+"""Run the community Five Safes profile (tests/oracle_runner.py) over crates, for integration tests."""
 
 import json
 import subprocess
-import sys
 
-from tests.cratekit import SHARED
+from tests.reference_data import oracle_command
 
 
 def judge(paths, severity="required"):
     """{path: [issues]} as the oracle sees them at `severity`; raises if the oracle itself fails."""
     result = subprocess.run(
-        [
-            sys.executable,
-            str(SHARED / "bin" / "5s-oracle"),
-            "--json",
-            "--severity",
-            severity,
-            *map(str, paths),
-        ],
+        oracle_command("--json", "--severity", severity, *paths),
         capture_output=True,
         text=True,
         timeout=600,

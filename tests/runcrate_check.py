@@ -1,7 +1,7 @@
 """Run the community validator (roc-validator) with its ``provenance-run-crate`` profile, offline.
 
-Like ``../shared/bin/5s-oracle``, every HTTP request of the validator is answered from the JSON-LD
-contexts in ``../shared/oracles/contexts`` or refused, so nothing reaches the network; a skipped check
+Like ``tests/oracle_runner.py``, every HTTP request of the validator is answered from the JSON-LD
+contexts in ``tests/data/oracles/contexts`` or refused, so nothing reaches the network; a skipped check
 or an unresolved context is an error, never a pass.
 """
 
@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.cratekit import SHARED
+from tests.reference_data import ORACLES
 
 _SCRIPT = r"""
 import json, sys, tempfile
@@ -66,7 +66,7 @@ print(json.dumps({"issues": issues, "executed": len(result.executed_checks),
 def validate_provenance(crate_dir: Path, severity: str = "recommended") -> list[dict]:
     """The validator's issues for ``crate_dir`` at ``severity``; raises if it could not judge."""
     completed = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, str(SHARED / "oracles" / "contexts"), str(crate_dir), severity],
+        [sys.executable, "-c", _SCRIPT, str(ORACLES / "contexts"), str(crate_dir), severity],
         capture_output=True,
         text=True,
         timeout=600,

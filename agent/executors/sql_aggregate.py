@@ -37,9 +37,14 @@ constraints on rules are refused.
 
 Disclosure control (:func:`apply_disclosure`), one rule applied once, in Python:
 
-1. low-number suppression: a count below the threshold (default 10) becomes 0;
-2. rounding: the count is rounded to the nearest multiple of the base (default 10), halves rounding up
+1. low-number suppression: a count below the threshold becomes 0;
+2. rounding: the count is rounded to the nearest multiple of the base, halves rounding up
    (15 -> 20, 25 -> 30), in integer arithmetic.
+
+The threshold and base come from the TRE's policy sent with the job (``agent.policy``); the route's
+``suppression_threshold`` and ``rounding_base`` (default 10 and 10) may only make them stricter: the
+higher threshold, and a base that is a multiple of both. A job without a policy, or whose policy makes
+zeros disclosive (suppressed counts are reported as 0), is refused before the query runs.
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ from agent.executors.base import (
     write_output,
 )
 from agent.jobs import Job
+from agent.policy import DisclosureRules, PolicyNotHonoured, effective_rules
 
 __all__ = [
     "CohortQuery",
@@ -490,6 +496,8 @@ class SqlAggregateExecutor:
         self.config = config
         self.route = route
         self.options: SqlAggregateOptions = route.options
+        #: The (threshold, base) applied to the running job: the TRE's policy or stricter.
+        self._rules: tuple[int, int] | None = None
 
     @classmethod
     def parse_options(cls, options: Table, config: AgentConfig) -> SqlAggregateOptions:
@@ -513,18 +521,25 @@ class SqlAggregateExecutor:
         clear_outputs(job.directory.outputs)
         log_path = job.directory.logs / "sql-aggregate.log"
         status, reason, outputs = ExecutionStatus.COMPLETED, None, ()
+        self._rules = None
         try:
+            threshold, base = self._rules = effective_rules(
+                DisclosureRules.from_claim(job.policy),
+                local_threshold=self.options.suppression_threshold,
+                local_base=self.options.rounding_base,
+                zeros_written=True,
+            )
             query = self._load_query(job)
             reference_year = self.options.age_reference_year or started_at.year
             dataset = self.config.dataset(self.options.dataset)
             sql, params = compile_count_query(query, dialect_for(dataset), reference_year=reference_year)
             log_path.write_text(f"statement:\n{sql}\nparameters: {params!r}\n")
             raw = _run_count(dataset, sql, params, self.route.limits.timeout_seconds, cancel)
-            safe = apply_disclosure(
-                raw, threshold=self.options.suppression_threshold, base=self.options.rounding_base
-            )
+            safe = apply_disclosure(raw, threshold=threshold, base=base)
             del raw  # only the disclosure-controlled count exists from here on
             outputs = self._write_outputs(job, safe)
+        except PolicyNotHonoured as exc:
+            status, reason = ExecutionStatus.FAILED, f"refused: {exc}"
         except QueryError as exc:
             status, reason = ExecutionStatus.FAILED, f"invalid query: {exc}"
         except _Interrupted as exc:
@@ -571,12 +586,15 @@ class SqlAggregateExecutor:
         return parse_query(document)
 
     def _disclosure_description(self) -> dict[str, Any]:
+        if self._rules is None:
+            return {"refused": "the job's disclosure policy could not be honoured"}
+        threshold, base = self._rules
         return {
             "low_number_suppression": {
-                "threshold": self.options.suppression_threshold,
+                "threshold": threshold,
                 "rule": "counts below the threshold are reported as 0",
             },
-            "rounding": {"nearest": self.options.rounding_base, "rule": "round half up"},
+            "rounding": {"nearest": base, "rule": "round half up"},
         }
 
     def _write_outputs(self, job: Job, count: int) -> tuple[OutputFile, ...]:
@@ -589,9 +607,8 @@ class SqlAggregateExecutor:
         table = io.StringIO()
         writer = csv.writer(table, lineterminator="\n")
         writer.writerow(["measure", "count", "suppression_threshold", "rounding_nearest"])
-        writer.writerow(
-            ["cohort_count", count, self.options.suppression_threshold, self.options.rounding_base]
-        )
+        threshold, base = self._rules
+        writer.writerow(["cohort_count", count, threshold, base])
         return (
             write_output(
                 job.directory.outputs,

@@ -13,6 +13,7 @@ cannot be opened.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -28,10 +29,11 @@ from reviews.sdc.tables import (
     Shape,
     TableFormatError,
     column_name,
-    detect_layout,
+    declared_layout,
     is_no_value,
     model_summary_pairs,
     parse_number,
+    plausible_layouts,
     read_rows,
 )
 from reviews.sdc.verdicts import Cell, FileResult, Flag, Rule, Verdict
@@ -117,8 +119,9 @@ def count_flags(
 ) -> tuple[Flag, ...]:
     """The flags a published count earns. `count` is None where the table shows no value.
 
-    As in ACRO 1.x, a zero count is below any minimum and so always fails the threshold; when zeros
-    are disclosive it also fails the `zeros` rule.
+    Zeros follow the policy: when zeros are disclosive a zero fails the `zeros` rule and, as in ACRO,
+    the threshold too; when they are not, a zero is no one and passes (ACRO 1.x still fails it on the
+    threshold for tables, but not for histograms: see docs/sdc.md).
     """
     if count is None:
         return (
@@ -140,7 +143,7 @@ def count_flags(
         flags.append(
             cell.flag(Rule.ZEROS, Verdict.FAIL, "A zero count is disclosive under this policy.", line=line)
         )
-    if count < policy.min_cell_count:
+    if count < policy.min_cell_count and (count > 0 or policy.zeros_disclosive):
         flags.append(
             cell.flag(
                 Rule.THRESHOLD,
@@ -180,7 +183,7 @@ def check_counts(
 
 
 def _with_flags(cell: Cell, flags: Sequence[Flag]) -> Cell:
-    return Cell(cell.row, cell.column, cell.value, cell.position, tuple(flags))
+    return Cell(cell.row, cell.column, cell.value, cell.position, tuple(flags), cell.field)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -343,7 +346,13 @@ def _rank(matrix: list[list[Fraction]]) -> int:
 # Files
 
 
-def check_file(path: str | Path, policy: DisclosurePolicy, *, display: str | None = None) -> FileResult:
+def check_file(
+    path: str | Path,
+    policy: DisclosurePolicy,
+    *,
+    display: str | None = None,
+    declared: Mapping[str, Sequence[str]] | None = None,
+) -> FileResult:
     """Check one output file, choosing the checker by its extension (and, for CSV, by its shape).
 
     Files we cannot check automatically get a `manual` review. Raises `OSError` only if the file
@@ -357,7 +366,9 @@ def check_file(path: str | Path, policy: DisclosurePolicy, *, display: str | Non
         if size > MAX_TABLE_BYTES:
             message = f"The file is {size:,} bytes, more than the {MAX_TABLE_BYTES:,} checked automatically."
             return _unreadable_table(name, policy, TableFormatError(message))
-        return check_table_bytes(path.read_bytes(), policy, path=name, delimiter=_DELIMITED[suffix])
+        return check_table_bytes(
+            path.read_bytes(), policy, path=name, delimiter=_DELIMITED[suffix], declared=declared
+        )
     kind = kind_for(path)
     if kind == "other":
         message = f"Unrecognised type of file ({suffix or 'no extension'}): a person must inspect it."
@@ -373,14 +384,65 @@ def check_file(path: str | Path, policy: DisclosurePolicy, *, display: str | Non
 
 
 def check_table_bytes(
-    data: bytes, policy: DisclosurePolicy, *, path: str, delimiter: str | None = None
+    data: bytes,
+    policy: DisclosurePolicy,
+    *,
+    path: str,
+    delimiter: str | None = None,
+    declared: Mapping[str, Sequence[str]] | None = None,
 ) -> FileResult:
-    """Check the bytes of a delimited table (see `reviews.sdc.tables` for how its shape is read)."""
+    """Check the bytes of a delimited table (see `reviews.sdc.tables` for how its shape is read).
+
+    `declared` is the table's declared shape (column names under "labels", "counts", "magnitudes",
+    "statistics"), from a CSVW tableSchema or the workflow's output schema. Without one, every plausible
+    reading is checked and the strictest verdict kept, so a count under the threshold never passes
+    because the table was read the wrong way.
+    """
     try:
         raw = read_rows(data, delimiter=delimiter)
-        layout = detect_layout(raw)
     except TableFormatError as error:
         return _unreadable_table(path, policy, error)
+    declared_problem: Flag | None = None
+    try:
+        if declared:
+            try:
+                layouts: tuple[Layout, ...] = (declared_layout(raw, declared),)
+            except TableFormatError as error:
+                declared_problem = Flag(
+                    Rule.FORMAT,
+                    Verdict.REVIEW,
+                    f"The table does not match its declared shape: {error.message} "
+                    "It was checked in every plausible reading instead.",
+                    line=error.line,
+                )
+                layouts = plausible_layouts(raw)
+        else:
+            layouts = plausible_layouts(raw)
+    except TableFormatError as error:
+        result = _unreadable_table(path, policy, error)
+        if declared_problem is not None:
+            result = dataclasses.replace(result, flags=(declared_problem, *result.flags))
+        return result
+    results = [_check_layout(raw, layout, policy, path) for layout in layouts]
+    # The strictest reading wins; between equally strict readings, the most likely (the first).
+    chosen = max(range(len(results)), key=lambda index: (results[index].verdict.severity, -index))
+    result = results[chosen]
+    notes = list(result.notes)
+    if len(results) > 1:
+        readings = "; ".join(
+            f"({number}) {layout.explanation}: {results[index].verdict}"
+            for number, (index, layout) in enumerate(enumerate(layouts), start=1)
+        )
+        notes.append(
+            f"The table can be read in {len(results)} ways, and each was checked: {readings}. "
+            f"The strictest verdict is kept (reading {chosen + 1}). Declare the table's shape (a CSVW "
+            "tableSchema in the results crate) to settle how it is read."
+        )
+    flags = result.flags if declared_problem is None else (declared_problem, *result.flags)
+    return dataclasses.replace(result, notes=tuple(notes), flags=flags)
+
+
+def _check_layout(raw: RawTable, layout: Layout, policy: DisclosurePolicy, path: str) -> FileResult:
     if layout.shape is Shape.MODEL_SUMMARY:
         return _check_model_summary(raw, layout, policy, path)
     if layout.shape is Shape.COEFFICIENTS:
@@ -428,6 +490,9 @@ def _result(
         cells=cells,
         flags=flags + kind_flags(kind, policy),
         notes=(f"Read as {layout.explanation}.", *notes),
+        label_columns=layout.label_columns
+        if layout.shape in (Shape.CROSS_TAB, Shape.LONG, Shape.CONTRIBUTIONS)
+        else (),
     )
 
 
@@ -472,7 +537,7 @@ def _check_aggregate_table(raw: RawTable, layout: Layout, policy: DisclosurePoli
         for column_index, column in enumerate(layout.count_columns):
             token = fields[column]
             count = None if is_no_value(token) else parse_number(token)
-            cell = Cell(row, header[column], token, (row_index, column_index))
+            cell = Cell(row, header[column], token, (row_index, column_index), field=column)
             cells.append(_with_flags(cell, count_flags(cell, count, policy, line=line)))
     flags: tuple[Flag, ...] = ()
     if layout.magnitude_columns:

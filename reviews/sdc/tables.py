@@ -31,10 +31,11 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from typing import Any
 
 from portal.errors import Refusal
 
@@ -55,7 +56,22 @@ _NO_VALUE = re.compile(
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 
 _COUNT_WORDS = frozenset(
-    {"n", "count", "counts", "freq", "frequency", "frequencies", "number", "num", "cnt", "records"}
+    {
+        "n",
+        "count",
+        "counts",
+        "freq",
+        "frequency",
+        "frequencies",
+        "number",
+        "num",
+        "cnt",
+        "records",
+        "persons",
+        "people",
+        "patients",
+        "individuals",
+    }
 )
 _MAGNITUDE_WORDS = frozenset(
     {
@@ -150,7 +166,7 @@ def read_rows(data: bytes, *, delimiter: str | None = None) -> RawTable:
             f"Line {line} contains a NUL character: this is binary data, not text.", line=line
         )
 
-    chosen = delimiter or _guess_delimiter(text)
+    chosen = delimiter or guess_delimiter(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=chosen, strict=True)
     rows: list[tuple[str, ...]] = []
     lines: list[int] = []
@@ -181,7 +197,8 @@ def read_rows(data: bytes, *, delimiter: str | None = None) -> RawTable:
     return RawTable(tuple(rows), tuple(lines), chosen)
 
 
-def _guess_delimiter(text: str) -> str:
+def guess_delimiter(text: str) -> str:
+    """The likeliest of `,` `;` tab `|` from the first non-blank line (comma when none occurs)."""
     first = next((line for line in text.splitlines() if line.strip()), "")
     counts = {candidate: first.count(candidate) for candidate in _CANDIDATE_DELIMITERS}
     best = max(_CANDIDATE_DELIMITERS, key=lambda candidate: counts[candidate])
@@ -253,66 +270,239 @@ def _is_coefficient_table(header: Sequence[str]) -> bool:
 
 
 def detect_layout(raw: RawTable) -> Layout:
-    """Decide the table's shape (see the module docstring). Raises `TableFormatError` for bad headers,
-    text in value columns and repeated row labels that do not make a contributions table."""
+    """The most likely reading of the table (the first of `plausible_layouts`)."""
+    return plausible_layouts(raw)[0]
+
+
+def plausible_layouts(raw: RawTable) -> tuple[Layout, ...]:
+    """Every plausible reading of the table, the most likely first (see the module docstring).
+
+    Raises `TableFormatError` for bad headers, text in value columns, and repeated row labels that no
+    reading explains. A table is only ever read in more than one way when it leaves room for doubt:
+    all-numeric columns (is the first a label, such as a year, or a count?) and numeric columns that
+    must be labels for the row labels to be unique.
+    """
     if model_summary_pairs(raw) is not None:
-        return Layout(
-            Shape.MODEL_SUMMARY, explanation="a model summary (key: value pairs, as statsmodels writes)"
+        return (
+            Layout(
+                Shape.MODEL_SUMMARY, explanation="a model summary (key: value pairs, as statsmodels writes)"
+            ),
         )
     header = raw.header
     _check_header(raw)
     if _is_coefficient_table(header):
-        return Layout(Shape.COEFFICIENTS, explanation="a table of model coefficients with standard errors")
+        return (Layout(Shape.COEFFICIENTS, explanation="a table of model coefficients with standard errors"),)
 
     width = len(header)
     numeric = [_is_numeric_column(raw, index) for index in range(width)]
     if not any(numeric):
         names = ", ".join(column_name(header, index) for index in range(width))
-        return Layout(
-            Shape.RECORDS,
-            label_columns=tuple(range(width)),
-            explanation=f"one record per row (no column holds numbers); counted by {names}",
+        return (
+            Layout(
+                Shape.RECORDS,
+                label_columns=tuple(range(width)),
+                explanation=f"one record per row (no column holds numbers); counted by {names}",
+            ),
         )
 
+    text = tuple(index for index in range(width) if not numeric[index])
+    candidates: list[tuple[tuple[int, ...], str]] = []
     if numeric[-1] and is_count_name(header[-1]) and _first_repeated_label(raw, (0,)) is not None:
-        labels = tuple(range(width - 1))
+        # A long table (year, sex, count) names its count and repeats its first label: decisive.
         why = f"the last column {column_name(header, width - 1)} is named as a count and the first column repeats"
-    elif numeric[0]:
-        labels = (0,) if width >= 2 else ()
-        why = "the table starts with numbers, so its first column is read as row labels" if labels else ""
+        candidates.append((tuple(range(width - 1)), why))
     else:
-        first_numeric = numeric.index(True)
-        labels = tuple(range(first_numeric))
-        why = "the leading columns without numbers are row labels"
-    values = tuple(index for index in range(width) if index not in labels)
-    _check_values_are_numbers(raw, values)
+        # Labels lead: a numeric column may be one only before the last text label, or, in an
+        # all-numeric table, in the unbroken run of label-like columns at the start.
+        labelable = []
+        for index in range(width):
+            if numeric[index] and _could_be_labels(raw, index):
+                if (text and index < text[-1]) or (not text and index == len(labelable)):
+                    labelable.append(index)
+        if not text:
+            if width >= 2 and labelable and labelable[0] == 0:
+                candidates.append(
+                    ((0,), "the table starts with numbers, so its first column may be row labels")
+                )
+            candidates.append(((), "every column holds numbers, so every column may be counts"))
+        else:
+            why = "the columns without numbers are row labels"
+            candidates.append((text, why))
+        # Numeric columns join the labels, in order, while the labels so far repeat (year, sex, n).
+        labels = candidates[0][0]
+        for index in labelable:
+            if index in labels:
+                continue
+            if _first_repeated_label(raw, labels) is None:
+                break
+            labels = tuple(sorted({*labels, index}))
+            if len(labels) < width:
+                names = ", ".join(column_name(header, i) for i in labels)
+                candidates.append((labels, f"the other labels repeat without {names}"))
 
+    layouts: list[Layout] = []
+    repeated_error: TableFormatError | None = None
+    for labels, why in candidates:
+        values = tuple(index for index in range(width) if index not in labels)
+        if not values:
+            continue
+        _check_values_are_numbers(raw, values)
+        repeated = _first_repeated_label(raw, labels)
+        if repeated is not None:
+            key, first_line, line = repeated
+            if len(values) == 1 and not is_count_name(header[values[0]]):
+                layouts.append(
+                    Layout(
+                        Shape.CONTRIBUTIONS,
+                        label_columns=labels,
+                        magnitude_columns=values,
+                        explanation=(
+                            f"one contribution per row: row labels repeat (first at lines {first_line} and "
+                            f"{line}), so the values in {column_name(header, values[0])} are summed per group"
+                        ),
+                    )
+                )
+            elif repeated_error is None:
+                shown = " / ".join(key)
+                repeated_error = TableFormatError(
+                    f"Row label {shown!r} appears twice, at lines {first_line} and {line}.", line=line
+                )
+            continue
+        layouts.append(_aggregate_layout(raw, labels, values, why))
+    if not layouts:
+        raise repeated_error or TableFormatError("No column of the table holds values to check.")
+    return tuple(layouts)
+
+
+def declared_layout(raw: RawTable, declared: Mapping[str, Sequence[str]]) -> Layout:
+    """The layout a declared shape gives: `declared` maps "labels", "counts", "magnitudes" and
+    "statistics" to column names. Raises `TableFormatError` when the file does not match it."""
+    header = raw.header
+    _check_header(raw)
+    where = {name: index for index, name in enumerate(header)}
+    roles: dict[int, str] = {}
+    for role in ("labels", "counts", "magnitudes", "statistics"):
+        for name in declared.get(role, ()):
+            if name not in where:
+                raise TableFormatError(
+                    f"The declared shape names a column {name!r} that the file does not have "
+                    f"(it has {', '.join(repr(h) for h in header)}).",
+                    line=raw.lines[0],
+                )
+            if where[name] in roles:
+                raise TableFormatError(
+                    f"The declared shape gives column {name!r} two roles.", line=raw.lines[0]
+                )
+            roles[where[name]] = role
+    missing = [header[index] or str(index + 1) for index in range(len(header)) if index not in roles]
+    if missing:
+        raise TableFormatError(
+            f"The declared shape does not say what column(s) {', '.join(repr(m) for m in missing)} hold.",
+            line=raw.lines[0],
+        )
+    labels = tuple(index for index in range(len(header)) if roles[index] == "labels")
+    counts = tuple(index for index in range(len(header)) if roles[index] == "counts")
+    magnitudes = tuple(index for index in range(len(header)) if roles[index] in ("magnitudes", "statistics"))
+    values = counts + magnitudes
+    if not values:
+        raise TableFormatError("The declared shape has no count or magnitude columns.", line=raw.lines[0])
+    _check_values_are_numbers(raw, values)
     repeated = _first_repeated_label(raw, labels)
     if repeated is not None:
         key, first_line, line = repeated
-        if len(values) == 1 and not is_count_name(header[values[0]]):
+        if not counts and len(magnitudes) == 1:
             return Layout(
                 Shape.CONTRIBUTIONS,
                 label_columns=labels,
-                magnitude_columns=values,
-                explanation=(
-                    f"one contribution per row: row labels repeat (first at lines {first_line} and {line}), "
-                    f"so the values in {column_name(header, values[0])} are summed per group"
-                ),
+                magnitude_columns=magnitudes,
+                explanation=f"the declared shape: one contribution per row, summed per {_names(header, labels)}",
             )
-        shown = " / ".join(key)
         raise TableFormatError(
-            f"Row label {shown!r} appears twice, at lines {first_line} and {line}.", line=line
+            f"Row label {' / '.join(key)!r} appears twice, at lines {first_line} and {line}, "
+            "although the declared shape makes it a row label.",
+            line=line,
         )
+    shape = Shape.CROSS_TAB if labels and len(values) >= 2 else Shape.LONG
+    return Layout(
+        shape,
+        labels,
+        counts,
+        tuple(sorted(magnitudes)),
+        f"the declared shape: {shape} table; row labels from {_names(header, labels)}",
+    )
 
+
+_INTEGER_TYPES = frozenset(
+    {"integer", "int", "long", "short", "byte", "nonnegativeinteger", "positiveinteger", "unsignedint",
+     "unsignedlong", "unsignedshort", "unsignedbyte"}
+)  # fmt: skip
+_NUMBER_TYPES = frozenset({"number", "decimal", "double", "float"})
+_ROLES = {"label": "labels", "count": "counts", "magnitude": "magnitudes", "statistic": "statistics"}
+
+
+def shape_from_csvw(schema: Any) -> dict[str, list[str]] | None:
+    """A declared shape from a CSVW `tableSchema` (None when it declares nothing usable).
+
+    Columns in `primaryKey` are row labels. Otherwise a column's `sdc:role` (label, count, magnitude,
+    statistic) says what it holds; without one, an integer `datatype` is a count, another numeric
+    datatype a magnitude, and any other datatype (text) a label. A column with neither is undeclared,
+    and the shape is then refused by `declared_layout`.
+    """
+    if not isinstance(schema, Mapping) or not isinstance(schema.get("columns"), list):
+        return None
+    keys = schema.get("primaryKey") or []
+    keys = [keys] if isinstance(keys, str) else [key for key in keys if isinstance(key, str)]
+    shape: dict[str, list[str]] = {"labels": [], "counts": [], "magnitudes": [], "statistics": []}
+    for column in schema["columns"]:
+        if not isinstance(column, Mapping):
+            continue
+        titles = column.get("titles")
+        name = column.get("name") or (titles[0] if isinstance(titles, list) and titles else titles)
+        if not isinstance(name, str):
+            continue
+        role = column.get("sdc:role") or column.get("role")
+        datatype = column.get("datatype")
+        if isinstance(datatype, Mapping):
+            datatype = datatype.get("base")
+        datatype = str(datatype or "").lower().removeprefix("xsd:")
+        if name in keys or role == "label":
+            shape["labels"].append(name)
+        elif role in _ROLES:
+            shape[_ROLES[role]].append(name)
+        elif datatype in _INTEGER_TYPES:
+            shape["counts"].append(name)
+        elif datatype in _NUMBER_TYPES:
+            shape["magnitudes"].append(name)
+        elif datatype:
+            shape["labels"].append(name)
+    return shape if any(shape.values()) else None
+
+
+def _names(header: Sequence[str], columns: Sequence[int]) -> str:
+    return ", ".join(column_name(header, index) for index in columns) or "none"
+
+
+def _aggregate_layout(raw: RawTable, labels: tuple[int, ...], values: tuple[int, ...], why: str) -> Layout:
     magnitude = _magnitude_columns(raw, values)
     counts = tuple(index for index in values if index not in magnitude)
-    shape = Shape.CROSS_TAB if len(labels) >= 1 and len(values) >= 2 else Shape.LONG
-    label_names = ", ".join(column_name(header, index) for index in labels) or "none"
-    explanation = f"{shape} table; row labels from {label_names}"
+    shape = Shape.CROSS_TAB if len(values) >= 2 else Shape.LONG
+    explanation = f"{shape} table; row labels from {_names(raw.header, labels)}"
     if why:
         explanation += f" ({why})"
     return Layout(shape, labels, counts, magnitude, explanation)
+
+
+def _could_be_labels(raw: RawTable, index: int) -> bool:
+    """A numeric column may hold labels (a year, a coded category) when every value is a whole
+    number and it is not named as a count or a magnitude."""
+    name = raw.header[index]
+    if is_count_name(name) or is_magnitude_name(name):
+        return False
+    for fields in raw.body:
+        number = parse_number(fields[index])
+        if number is None or not is_integral(number):
+            return False
+    return True
 
 
 def _first_repeated_label(raw: RawTable, labels: Sequence[int]) -> tuple[tuple[str, ...], int, int] | None:

@@ -69,6 +69,8 @@ class Flag:
     value: str | None = None
     position: tuple[int, int] | None = None
     line: int | None = None
+    #: The 0-based column of the file holding the flagged value, where the cell is one of the file's.
+    field: int | None = None
 
     def __post_init__(self) -> None:
         if self.verdict is Verdict.PASS:
@@ -79,7 +81,15 @@ class Flag:
         if self.verdict.severity <= ceiling.severity:
             return self
         return Flag(
-            self.rule, ceiling, self.message, self.row, self.column, self.value, self.position, self.line
+            self.rule,
+            ceiling,
+            self.message,
+            self.row,
+            self.column,
+            self.value,
+            self.position,
+            self.line,
+            self.field,
         )
 
     def to_dict(self, file: str) -> dict[str, Any]:
@@ -96,6 +106,8 @@ class Flag:
             data["position"] = list(self.position)
         if self.line is not None:
             data["line"] = self.line
+        if self.field is not None:
+            data["field"] = self.field
         return data
 
 
@@ -108,6 +120,8 @@ class Cell:
     value: str | None
     position: tuple[int, int]
     flags: tuple[Flag, ...] = ()
+    #: The 0-based column of the file holding the value, where the cell is one of the file's.
+    field: int | None = None
 
     @property
     def verdict(self) -> Verdict:
@@ -119,7 +133,9 @@ class Cell:
 
     def flag(self, rule: Rule, verdict: Verdict, message: str, *, line: int | None = None) -> Flag:
         """A flag located at this cell."""
-        return Flag(rule, verdict, message, self.row, self.column, self.value, self.position, line)
+        return Flag(
+            rule, verdict, message, self.row, self.column, self.value, self.position, line, self.field
+        )
 
 
 @dataclass(frozen=True)
@@ -141,6 +157,8 @@ class FileResult:
     notes: tuple[str, ...] = ()
     justification: str = ""
     comments: tuple[str, ...] = ()
+    #: The 0-based file columns read as row labels (for a table read cell by cell).
+    label_columns: tuple[int, ...] = ()
 
     @property
     def verdict(self) -> Verdict:
@@ -172,4 +190,5 @@ class FileResult:
             "notes": list(self.notes),
             "justification": self.justification,
             "comments": list(self.comments),
+            "label_columns": list(self.label_columns),
         }

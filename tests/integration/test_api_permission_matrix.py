@@ -16,6 +16,7 @@ from crates import dispatch
 from crates.models import Job
 from portal import permissions, services
 from reviews import outputs
+from reviews.models import CombinedRelease
 from tests import builders
 from tests.dispatch_helpers import bearer, issue
 
@@ -80,6 +81,10 @@ EXPECTED = {
     ("POST", "/api/v1/outputs/{output}/votes/"): {"cam"},
     ("POST", "/api/v1/outputs/{output}/release/"): {"cam"},
     ("POST", "/api/v1/outputs/{output}/describe/"): MEMBERS,
+    ("GET", "/api/v1/requests/{request}/combined/"): CAN_SEE_JOB,
+    ("POST", "/api/v1/requests/{request}/combined/"): MEMBERS | {"cam"},
+    ("GET", "/api/v1/combined/{combined}/"): CAN_SEE_JOB,
+    ("POST", "/api/v1/combined/{combined}/decision/"): {"cam"},
 }
 
 
@@ -151,6 +156,19 @@ def world(
         tokens[name] = services.create_token(
             user, "matrix", by=user, scopes=permissions.token_scopes_for(user), second_factor_at=time.time()
         )[1]
+    # A combination of the checked output (its permissions follow its request and source jobs).
+    combined = CombinedRelease.objects.create(
+        request=checking.request,
+        created_by=alice,
+        table={"header": ["a", "b"], "labels": 1, "rows": [["x", "20"]]},
+        stored="combined/matrix.csv",
+        sha256="0" * 64,
+        policy_version="matrix",
+        policy={},
+        sdc={},
+        sdc_verdict="pass",
+    )
+    combined.sources.set([checking.outputs.get()])
     return {
         "tokens": tokens,
         "ids": {
@@ -160,6 +178,7 @@ def world(
             "request": review.request_id,
             "output": checking.outputs.get().pk,
             "project": review.request.project.identifier,
+            "combined": combined.pk,
         },
     }
 

@@ -47,8 +47,15 @@ def many_jobs(registry, alice, olivia, crate_zip, django_capture_on_commit_callb
     return queued_jobs(10, registry, alice, olivia, crate_zip, django_capture_on_commit_callbacks)
 
 
-def test_many_concurrent_claimers_never_claim_a_job_twice(many_jobs, tre_a, olivia):
-    agents = [issue(tre_a, olivia, name=f"agent-{n}")[0] for n in range(8)]
+@pytest.fixture
+def queue_of_40(registry, alice, olivia, crate_zip, django_capture_on_commit_callbacks):
+    return queued_jobs(40, registry, alice, olivia, crate_zip, django_capture_on_commit_callbacks)
+
+
+def test_twenty_concurrent_claimers_never_claim_a_job_twice(queue_of_40, tre_a, olivia):
+    """20 agents drain a queue of 40 at once, each claim the ORM's select_for_update(skip_locked)."""
+    many_jobs = queue_of_40
+    agents = [issue(tre_a, olivia, name=f"agent-{n}")[0] for n in range(20)]
 
     def drain(index):
         mine = []
@@ -171,7 +178,7 @@ def job_running(registry, alice, olivia, crate_zip, django_capture_on_commit_cal
 
 
 def test_concurrent_audit_appends_keep_one_chain():
-    """Each append locks the head inside one statement: racing writers still make one unbroken chain."""
+    """Each append locks the chain's head row in its transaction: racing writers still make one unbroken chain."""
     from portal import audit
 
     def append(index):

@@ -74,12 +74,14 @@ def test_officer_changes_tre_policy_and_it_is_audited(client, olivia, tre_a):
             "p_ratio": "0.1",
             "rounding_base": 5,
             "required_output_checkers": 2,
+            "on_disagreement": "ask_another",
             "allowed_executors": ["cwl"],
         },
     )
     assert response.status_code == 302
     tre_a.refresh_from_db()
     assert (tre_a.min_cell_count, tre_a.rounding_base, tre_a.allowed_executors) == (20, 5, ["cwl"])
+    assert tre_a.on_disagreement == "ask_another"
     event = AuditEvent.objects.get(verb="tre.updated")
     assert event.before["min_cell_count"] == 10 and event.after["min_cell_count"] == 20
 

@@ -30,7 +30,7 @@ from crates.fivesafes.bag import verify_bag
 from crates.fivesafes.loader import load_metadata
 from crates.models import CrateRefusal, Job, Request, RequestVersion
 from portal import services as portal_services
-from tests import cratekit
+from tests.reference_data import CHECKS_TSV
 from tests.security import corpus
 
 CASES = corpus.cases()
@@ -95,9 +95,7 @@ def test_every_required_check_of_the_community_profile_is_broken_by_a_case() -> 
     ``6.1``, which it reports as ``6.2``: those count as covered by a case expecting a check of the same
     requirement number.
     """
-    lines = (
-        (cratekit.SHARED / "reference" / "5s-validator-checks.tsv").read_text(encoding="utf-8").splitlines()
-    )
+    lines = CHECKS_TSV.read_text(encoding="utf-8").splitlines()
     rows = csv.DictReader([line for line in lines if not line.startswith("#")], delimiter="\t")
     required = [row["check_id"] for row in rows if row["severity"] == "REQUIRED"]
     assert len(required) > 40

@@ -8,6 +8,7 @@ document is what the goals compute from the measurements kept beside it.
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,6 @@ import pytest
 
 from benchmarks.__main__ import BENCHMARKS, all_goals
 from benchmarks.common import verdict
-from benchmarks.dispatch import budget
 
 REPO = Path(__file__).resolve().parents[2]
 # The dispatch benchmark needs PostgreSQL; CI has one here (see .ci/run) when DATABASE_URL names none.
@@ -94,32 +94,19 @@ def test_quick_run_fills_every_section_with_measured_goals(tmp_path):
 
     # Met or not met follows the measurements, recomputed here from the kept results.
     dispatch = saved["records"]["dispatch"]["results"]
+    # Claims per second are reported against the constant endpoint, with no target (ADR 0005); the
+    # latency goal and the no-double-claim goal remain.
     throughput = next(g for g in goals if g.benchmark == "dispatch" and "claims per second" in g.goal)
-    assert throughput.met == (dispatch["claims_per_second"] / dispatch["constant_per_second"] >= 0.5)
-    # The machine's CPU per answer was counted for each endpoint, and what the goal leaves a claim
-    # is in the section.
+    assert throughput.met is None
+    assert f"{dispatch['claims_per_second'] / dispatch['constant_per_second']:.2f}" in throughput.measured
+    latency = next(g for g in goals if g.benchmark == "dispatch" and "sign-off to claim" in g.goal)
+    assert latency.met == (statistics.median(dispatch["delays"]) < 1.0)
+    # The machine's CPU per answer was counted for each endpoint.
     assert set(dispatch["cpu_ms"]) == {"constant", "agent_constant", "claim"}
     assert all(ms > 0 for ms in dispatch["cpu_ms"].values()), dispatch["cpu_ms"]
-    assert f"at most {budget(dispatch)['allowed']:.2f} ms" in _section(text, "dispatch")
     crates = saved["records"]["validation"]["results"]["crates"]
     speed = next(g for g in goals if g.benchmark == "validation" and "faster" in g.goal)
     assert speed.met == all(c["oracle_seconds"] / c["path_seconds"] >= 50 for c in crates)
     pages = saved["records"]["pages"]["results"]["databases"]
     assert set(pages) == {"sqlite", "postgresql"}
     assert set(saved["records"]["pipeline"]["results"]["databases"]) == {"sqlite", "postgresql"}
-
-
-def test_budget_is_what_the_goal_leaves_a_claim_after_a_constant_answer_and_its_statement():
-    measured = {
-        "cores": 2,
-        "constant_per_second": 2000.0,  # 1 ms of the machine's CPU per answer on 2 busy cores
-        "cpu_ms": {"constant": 1.0, "agent_constant": 1.5, "claim": 5.0},
-        # wall, Python CPU, PostgreSQL CPU of one request on its own
-        "cost": {"claim": [3.0, 2.0, 0.8], "constant": [0.4, 0.4, 0.0], "agent_constant": [0.8, 0.6, 0.1]},
-    }
-    room = budget(measured)
-    assert room["allowed"] == pytest.approx(2.0)  # half the rate: twice the CPU per answer
-    assert room["statement"] == pytest.approx(0.7)  # the claim's PostgreSQL CPU beyond the token lookup
-    assert room["floor"] == pytest.approx(1.7)
-    assert room["left"] == pytest.approx(0.3)
-    assert room["token_check"] == pytest.approx(0.5)

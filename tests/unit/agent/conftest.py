@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,14 +18,10 @@ from agent.executors import execute
 from agent.executors.base import ExecutionResult
 from agent.jobs import Job, JobDirectory
 from agent.synthetic import SyntheticDataset, generate, write_sqlite
-from tests.cratekit import SHARED as cratekit_shared
+from tests.reference_data import CRATE_FIXTURES, oracle_command
 
 REPO = Path(__file__).resolve().parents[3]
-SHARED = cratekit_shared
-ORACLE = SHARED / "bin" / "5s-oracle"
-REQUEST_CRATE = (
-    SHARED / "fixtures" / "5s-crate" / "validator-valid-five-safes-crate-request" / "ro-crate-metadata.json"
-)
+REQUEST_CRATE = CRATE_FIXTURES / "validator-valid-five-safes-crate-request" / "ro-crate-metadata.json"
 SYNTHETIC_PERSONS = 600
 SYNTHETIC_SEED = 20250101
 
@@ -81,18 +76,28 @@ def make_config(tmp_path: Path) -> Callable[..., AgentConfig]:
 @pytest.fixture
 def make_job(tmp_path: Path) -> Callable[..., Job]:
     def make(
-        workflow_id: str, version: str = "1", parameters: dict[str, Any] | None = None, job_id: str = "job-1"
+        workflow_id: str,
+        version: str = "1",
+        parameters: dict[str, Any] | None = None,
+        job_id: str = "job-1",
+        policy: dict[str, Any] | None = None,
     ) -> Job:
         directory = JobDirectory.create(tmp_path / "work", job_id)
-        return Job(job_id, workflow_id, version, directory, parameters or {})
+        # The portal's default disclosure policy, as a claim carries it.
+        policy = (
+            {"min_cell_count": 10, "zeros_disclosive": False, "rounding_base": 0}
+            if policy is None
+            else policy
+        )
+        return Job(job_id, workflow_id, version, directory, parameters or {}, policy=policy)
 
     return make
 
 
 def run_oracle(*paths: Path) -> dict[str, Any]:
-    """Run ../shared/bin/5s-oracle at REQUIRED severity on the crates; return its JSON report."""
+    """Run the community validator (tests/oracle_runner.py) at REQUIRED severity on the crates; return its JSON report."""
     completed = subprocess.run(
-        [sys.executable, str(ORACLE), "--json", *map(str, paths)],
+        oracle_command("--json", *paths),
         capture_output=True,
         text=True,
         timeout=300,

@@ -295,10 +295,15 @@ def test_a_query_file_parameter_is_read(make_config, make_job, synthetic_sqlite)
     (job.directory.inputs / "query.json").write_text(COHORT_QUERY.read_text())
 
     ok = execute(
-        type(job)(job.id, "q", "1", job.directory, {"body": job.directory.inputs / "query.json"}), config
+        type(job)(
+            job.id, "q", "1", job.directory, {"body": job.directory.inputs / "query.json"}, policy=job.policy
+        ),
+        config,
     )
     missing = execute(job, config)
-    invalid = execute(type(job)(job.id, "q", "1", job.directory, {"body": '{"cohort": 1}'}), config)
+    invalid = execute(
+        type(job)(job.id, "q", "1", job.directory, {"body": '{"cohort": 1}'}, policy=job.policy), config
+    )
 
     assert ok.status is ExecutionStatus.COMPLETED
     assert missing.status is ExecutionStatus.FAILED
@@ -405,3 +410,88 @@ def test_unreadable_datasets_fail_the_job_with_a_generic_reason(make_config, mak
 
     assert result.status is ExecutionStatus.FAILED
     assert result.reason == "database error (OperationalError)"
+
+
+# --------------------------------------------------------------------------- the TRE's policy (issue 16)
+def _cohort_config(make_config, synthetic_sqlite, options=""):
+    return make_config(
+        f"""
+[datasets.omop]
+sqlite_path = "{synthetic_sqlite}"
+
+[[workflows]]
+id = "{WORKFLOW_ID}"
+version = "1"
+executor = "sql-aggregate"
+options = {{ dataset = "omop", age_reference_year = {REFERENCE_YEAR}{options} }}
+"""
+    )
+
+
+def _written(job):
+    (row,) = csv.DictReader((job.directory.outputs / "cohort_count.csv").read_text().splitlines())
+    return row
+
+
+@pytest.mark.parametrize(
+    ("policy", "options", "threshold", "base"),
+    [
+        # The TRE's policy governs when agent.toml is laxer ...
+        (
+            {"min_cell_count": 50, "zeros_disclosive": False, "rounding_base": 0},
+            ", suppression_threshold = 5, rounding_base = 1",
+            50,
+            1,
+        ),
+        ({"min_cell_count": 10, "zeros_disclosive": False, "rounding_base": 5}, ", rounding_base = 1", 10, 5),
+        # ... and agent.toml only ever makes it stricter: the higher threshold, a base both divide.
+        (
+            {"min_cell_count": 10, "zeros_disclosive": False, "rounding_base": 0},
+            ", suppression_threshold = 20",
+            20,
+            10,
+        ),
+        (
+            {"min_cell_count": 10, "zeros_disclosive": False, "rounding_base": 4},
+            ", rounding_base = 10",
+            10,
+            20,
+        ),
+    ],
+)
+def test_the_tres_policy_sets_suppression_and_rounding_and_the_toml_only_tightens(
+    make_config, make_job, synthetic, synthetic_sqlite, policy, options, threshold, base
+):
+    config = _cohort_config(make_config, synthetic_sqlite, options)
+    job = make_job(WORKFLOW_ID, parameters={"query": json.dumps(QUERIES["demo"])}, policy=policy)
+    result = execute(job, config)
+    assert result.status is ExecutionStatus.COMPLETED, result.reason
+    raw = expected_count(synthetic, QUERIES["demo"])
+    assert _written(job) == {
+        "measure": "cohort_count",
+        "count": str(apply_disclosure(raw, threshold=threshold, base=base)),
+        "suppression_threshold": str(threshold),
+        "rounding_nearest": str(base),
+    }
+    assert result.details["disclosure_control"]["rounding"]["nearest"] == base
+
+
+@pytest.mark.parametrize(
+    ("policy", "reason"),
+    [
+        ({}, "refused: the portal sent no disclosure policy with the job"),
+        ({"min_cell_count": 10, "zeros_disclosive": True, "rounding_base": 0}, "zero counts disclosive"),
+        ({"min_cell_count": 0, "zeros_disclosive": False, "rounding_base": 0}, "minimum cell count 0"),
+        ({"min_cell_count": 10, "zeros_disclosive": "no", "rounding_base": 0}, "zeros setting"),
+    ],
+)
+def test_a_policy_the_agent_cannot_honour_refuses_the_job_before_the_query(
+    make_config, make_job, synthetic_sqlite, policy, reason
+):
+    config = _cohort_config(make_config, synthetic_sqlite)
+    job = make_job(WORKFLOW_ID, parameters={"query": json.dumps(QUERIES["demo"])}, policy=policy)
+    result = execute(job, config)
+    assert result.status is ExecutionStatus.FAILED
+    assert reason in result.reason and result.reason.startswith("refused: ")
+    assert list(job.directory.outputs.iterdir()) == []
+    assert not (job.directory.logs / "sql-aggregate.log").exists()  # no statement ever ran

@@ -1,8 +1,7 @@
-"""Fixtures for the Five Safes crate library: shared reference data, crate factories, the oracle.
+"""Fixtures for the Five Safes crate library: reference data, crate factories, the oracle.
 
-``../shared`` (beside the repository; override with ``FIVE_SAFES_SHARED``) holds the example crates,
-the community validator's check list and ``bin/5s-oracle``, which runs the community SHACL profile
-offline. The oracle is slow to start, so every crate it judges is made up front and judged in one
+``tests/data`` holds the example crates and the community validator's check list, and
+``tests/oracle_runner.py`` runs the community SHACL profile offline. The oracle is slow to start, so every crate it judges is made up front and judged in one
 session-wide run (split across CPUs).
 """
 
@@ -12,7 +11,6 @@ import csv
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,6 +44,7 @@ from crates.fivesafes import (
     withhold_outputs,
     write_metadata,
 )
+from tests.reference_data import CHECKS_TSV, DATA, oracle_command
 from tests.unit.crates import cases
 
 REPO = Path(__file__).resolve().parents[3]
@@ -54,26 +53,16 @@ RESULT_FIXTURE = "validator-valid-five-safes-crate-result"
 P = "five-safes-crate-0.4_"
 
 
-def shared_dir() -> Path:
-    path = Path(os.environ.get("FIVE_SAFES_SHARED") or REPO / ".." / "shared").resolve()
-    if not (path / FIXTURE_SET).is_dir():
-        pytest.fail(
-            f"The shared reference data is missing at {path}: clone it beside the repository or set "
-            "FIVE_SAFES_SHARED to its location.",
-            pytrace=False,
-        )
-    return path
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """The reference data in the repository (tests/data: fixtures/, oracles/, reference/)."""
+    return DATA
 
 
 @pytest.fixture(scope="session")
-def shared() -> Path:
-    return shared_dir()
-
-
-@pytest.fixture(scope="session")
-def fixture_crates(shared: Path) -> dict[str, Path]:
+def fixture_crates(reference_dir: Path) -> dict[str, Path]:
     """Every example crate folder, by name."""
-    return {path.name: path for path in sorted((shared / FIXTURE_SET).iterdir()) if path.is_dir()}
+    return {path.name: path for path in sorted((reference_dir / FIXTURE_SET).iterdir()) if path.is_dir()}
 
 
 def metadata_path(crate_dir: Path) -> Path:
@@ -88,9 +77,9 @@ def result_doc(fixture_crates: dict[str, Path]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def tsv(shared: Path) -> dict[str, dict[str, str]]:
+def tsv() -> dict[str, dict[str, str]]:
     """The community validator's checks by id (columns check_id, severity, requirement_name, check_name)."""
-    lines = (shared / "reference" / "5s-validator-checks.tsv").read_text(encoding="utf-8").splitlines()
+    lines = CHECKS_TSV.read_text(encoding="utf-8").splitlines()
     rows = csv.DictReader([line for line in lines if not line.startswith("#")], delimiter="\t")
     return {row["check_id"]: row for row in rows}
 
@@ -200,18 +189,10 @@ class Corpus:
     recommended: dict[str, Judged]
 
 
-def _oracle(shared: Path, paths: list[Path], severity: str) -> subprocess.Popen[bytes]:
+def _oracle(paths: list[Path], severity: str) -> subprocess.Popen[bytes]:
     # --empty-unknown-contexts lets one example crate that names http://schema.org as a context run;
     # the agreement tests check that no crate relies on it for a context it does not itself name.
-    command = [
-        sys.executable,
-        str(shared / "bin" / "5s-oracle"),
-        "--json",
-        "--empty-unknown-contexts",
-        "--severity",
-        severity,
-        *map(str, paths),
-    ]
+    command = oracle_command("--json", "--empty-unknown-contexts", "--severity", severity, *paths)
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -236,14 +217,14 @@ def _collect(process: subprocess.Popen[bytes], paths: list[Path]) -> dict[Path, 
 
 
 def run_oracle(
-    shared: Path, required: list[Path], recommended: list[Path]
+    required: list[Path], recommended: list[Path]
 ) -> tuple[dict[Path, Judged], dict[Path, Judged]]:
     """Judge ``required`` at REQUIRED and ``recommended`` at RECOMMENDED, in parallel processes."""
     workers = max(1, min(len(os.sched_getaffinity(0)), 4, len(required) // 12 or 1))
     chunks = [required[i::workers] for i in range(workers)]
-    jobs = [(chunk, _oracle(shared, chunk, "required")) for chunk in chunks if chunk]
+    jobs = [(chunk, _oracle(chunk, "required")) for chunk in chunks if chunk]
     if recommended:
-        jobs.append((recommended, _oracle(shared, recommended, "recommended")))
+        jobs.append((recommended, _oracle(recommended, "recommended")))
     results = [_collect(process, chunk) for chunk, process in jobs]
     at_required: dict[Path, Judged] = {}
     for result in results[: len(results) - (1 if recommended else 0)]:
@@ -266,7 +247,7 @@ def _reviewed_copy(source_zip: Path, work: Path, edit: Callable[[Path, dict[str,
 
 
 @pytest.fixture(scope="session")
-def corpus(tmp_path_factory: pytest.TempPathFactory, shared: Path, fixture_crates: dict[str, Path]) -> Corpus:
+def corpus(tmp_path_factory: pytest.TempPathFactory, fixture_crates: dict[str, Path]) -> Corpus:
     """Every crate the agreement tests compare, judged once by the oracle."""
     root = tmp_path_factory.mktemp("oracle-corpus")
     base = json.loads(metadata_path(fixture_crates[RESULT_FIXTURE]).read_text(encoding="utf-8"))
@@ -297,7 +278,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, shared: Path, fixture_crate
         "writeback:released-result",
     ]
     by_path_required, by_path_recommended = run_oracle(
-        shared, list(paths.values()), [paths[name] for name in recommended]
+        list(paths.values()), [paths[name] for name in recommended]
     )
     names = {path: name for name, path in paths.items()}
     return Corpus(

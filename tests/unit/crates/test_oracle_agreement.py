@@ -21,6 +21,7 @@ from urllib.parse import urljoin
 import pytest
 
 from crates.fivesafes import Severity, validate_path
+from tests.reference_data import DATA
 from tests.unit.crates import cases
 from tests.unit.crates.conftest import (
     FIXTURE_SET,
@@ -29,12 +30,11 @@ from tests.unit.crates.conftest import (
     Judged,
     P,
     metadata_path,
-    shared_dir,
 )
 
 pytestmark = pytest.mark.oracle
 
-FIXTURES = sorted(path.name for path in (shared_dir() / FIXTURE_SET).iterdir() if path.is_dir())
+FIXTURES = sorted(path.name for path in (DATA / FIXTURE_SET).iterdir() if path.is_dir())
 SAME_NAMED = [
     ("6.1", "6.2"),
     ("9.0", "10.0"),

@@ -17,16 +17,16 @@ CONTEXTS = {
 }
 
 
-def published_terms(shared: Path, version: str) -> dict[str, str]:
-    context = json.loads((shared / "oracles" / "contexts" / CONTEXTS[version]).read_text(encoding="utf-8"))[
-        "@context"
-    ]
+def published_terms(reference_dir: Path, version: str) -> dict[str, str]:
+    context = json.loads(
+        (reference_dir / "oracles" / "contexts" / CONTEXTS[version]).read_text(encoding="utf-8")
+    )["@context"]
     return context if isinstance(context, dict) else {k: v for part in context for k, v in part.items()}
 
 
 @pytest.mark.parametrize("version", CONTEXTS)
-def test_terms_match_the_published_context(shared: Path, version: str) -> None:
-    terms = published_terms(shared, version)
+def test_terms_match_the_published_context(reference_dir: Path, version: str) -> None:
+    terms = published_terms(reference_dir, version)
     for term, iri in vocab.ROCRATE_TERMS.items():
         assert terms.get(term) == iri, term
     for prefix, iri in vocab.ROCRATE_PREFIXES.items():
@@ -36,9 +36,9 @@ def test_terms_match_the_published_context(shared: Path, version: str) -> None:
 
 
 @pytest.mark.parametrize("version", CONTEXTS)
-def test_no_other_term_reaches_a_checked_iri(shared: Path, version: str) -> None:
+def test_no_other_term_reaches_a_checked_iri(reference_dir: Path, version: str) -> None:
     checked = set(vocab.ROCRATE_TERMS.values())
-    others = {term for term, iri in published_terms(shared, version).items() if iri in checked}
+    others = {term for term, iri in published_terms(reference_dir, version).items() if iri in checked}
     assert others == set(vocab.ROCRATE_TERMS)
 
 

@@ -17,7 +17,7 @@ from crates.fivesafes import CrateRefused, Limits, create_bag, extract_bag, pack
 from crates.fivesafes.bag import regenerate_manifests
 from crates.fivesafes.loader import load_metadata
 from crates.fivesafes.zipbag import ZipBag, verify_zip_bag
-from tests.unit.crates.conftest import shared_dir
+from tests.reference_data import CRATE_FIXTURES
 from tests.unit.crates.test_bag import IDENTIFIER, drop_oxum, retag
 
 MiB = 1024 * 1024
@@ -317,7 +317,7 @@ def test_the_bag_tests_cover_both_verdicts(tmp_path: Path) -> None:
 
 
 # -- equivalence: the example crates and the intake tests' crates ----------------------------------------
-FIXTURES = shared_dir() / "fixtures" / "5s-crate"
+FIXTURES = CRATE_FIXTURES
 
 
 @pytest.mark.parametrize("name", sorted(path.name for path in FIXTURES.iterdir() if path.is_dir()))

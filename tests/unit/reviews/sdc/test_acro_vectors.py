@@ -51,6 +51,19 @@ RAW_TABLE_VECTORS = {
         {"check_missing_values": True},
     ),
 }
+# Where the portal departs from ACRO on purpose (docs/sdc.md, "Where the portal differs from ACRO"):
+# when zeros are not disclosive a zero count is no one and passes, where ACRO 1.0.2 still fails it on
+# the threshold (its own histograms already leave empty bins out of the threshold check).
+ZEROS_PASS = {"v1_crosstab_count_zeros_not_disclosive"}
+
+
+def portal_rules(name, cell, text):
+    rules = expected_rules(text)
+    if name in ZEROS_PASS and cell.value == "0":
+        rules = rules - {Rule.THRESHOLD}
+    return rules
+
+
 RAW_MODEL_VECTORS = {"v4_ols_n13": "v4_regression_n13.csv", "v4_ols_n14": "v4_regression_n14.csv"}
 SUPPRESSED_VECTORS = ("v1_crosstab_count_suppressed", "v2_pivot_sum_suppressed")
 # The outputs of the finalise() runs, in the order the README lists the calls.
@@ -102,7 +115,8 @@ def test_raw_input_reproduces_acro_1_cell_by_cell(name):
     wanted = outcome_cells(vector["outcome"])
     assert {(cell.row[0], cell.column) for cell in result.cells} == set(wanted)
     for (row, column), text in wanted.items():
-        assert result.cell(row, column).rules == expected_rules(text), (row, column, text)
+        cell = result.cell(row, column)
+        assert cell.rules == portal_rules(name, cell, text), (row, column, text)
     assert worst(cell.verdict for cell in result.cells) == Verdict(vector["status"])
 
 
@@ -114,7 +128,17 @@ def test_raw_input_flags_the_positions_acro_lists(name):
     result = check_file(INPUTS / filename, acro_policy("1.0.2", **overrides))
     for check, positions in expected("1.0.2")[name]["sdc"]["cells"].items():
         if check in ACRO_CHECK_RULES:
-            assert flagged_positions(result, ACRO_CHECK_RULES[check]) == {tuple(p) for p in positions}, check
+            rule = ACRO_CHECK_RULES[check]
+            wanted = {
+                tuple(p)
+                for p in positions
+                if not (
+                    name in ZEROS_PASS
+                    and rule is Rule.THRESHOLD
+                    and any(c.position == tuple(p) and c.value == "0" for c in result.cells)
+                )
+            }
+            assert flagged_positions(result, rule) == wanted, check
 
 
 @pytest.mark.parametrize(
@@ -158,8 +182,8 @@ def test_raw_regression_data_reproduces_acro_dof_verdict(name):
 # From the raw inputs, against ACRO 0.4.12
 
 
-def _cell_verdict_04(text: str) -> Verdict:
-    rules = expected_rules(text)
+def _cell_verdict_04(text: str, rules=None) -> Verdict:
+    rules = expected_rules(text) if rules is None else rules
     if not rules:
         return Verdict.PASS
     return Verdict.REVIEW if rules <= {Rule.NEGATIVE, Rule.MISSING} else Verdict.FAIL
@@ -173,7 +197,8 @@ def test_raw_input_agrees_with_acro_0_4_cell_verdicts(name):
     vector = expected("0.4.12")[name]
     result = check_file(INPUTS / filename, acro_policy("1.0.2", **overrides))
     for (row, column), text in outcome_cells(vector["outcome"]).items():
-        assert result.cell(row, column).verdict == _cell_verdict_04(text), (row, column, text)
+        cell = result.cell(row, column)
+        assert cell.verdict == _cell_verdict_04(text, portal_rules(name, cell, text)), (row, column, text)
     assert worst(cell.verdict for cell in result.cells) == Verdict(vector["status"])
 
 

@@ -50,18 +50,20 @@ def test_threshold_follows_the_policy():
 
 def test_zero_fails_the_zeros_rule_only_when_zeros_are_disclosive():
     assert one_count(0, DisclosurePolicy(zeros_disclosive=True)).rules == {Rule.ZEROS, Rule.THRESHOLD}
-    # As in ACRO: without the zeros rule a zero is still below any minimum cell count.
-    assert one_count(0, DisclosurePolicy(zeros_disclosive=False)).rules == {Rule.THRESHOLD}
-    assert one_count(0, DisclosurePolicy(zeros_disclosive=False, min_cell_count=1)).rules == {Rule.THRESHOLD}
+    # Zeros as the policy says: when they are not disclosive a zero is no one, and passes.
+    assert one_count(0, DisclosurePolicy(zeros_disclosive=False)).verdict is Verdict.PASS
+    assert one_count(0, DisclosurePolicy(zeros_disclosive=False, min_cell_count=1)).verdict is Verdict.PASS
+    assert one_count(0, DisclosurePolicy(zeros_disclosive=True, min_cell_count=1)).rules == {
+        Rule.ZEROS,
+        Rule.THRESHOLD,
+    }
 
 
 def test_zeros_rule_ignores_non_zero_counts():
     assert one_count(12, DisclosurePolicy(zeros_disclosive=True)).verdict is Verdict.PASS
 
 
-@pytest.mark.parametrize(
-    ("count", "rules"), [(10, set()), (12, {Rule.ROUNDING}), (15, set()), (0, {Rule.THRESHOLD})]
-)
+@pytest.mark.parametrize(("count", "rules"), [(10, set()), (12, {Rule.ROUNDING}), (15, set()), (0, set())])
 def test_rounding_requires_multiples_of_the_base(count, rules):
     assert one_count(count, DisclosurePolicy(rounding_base=5)).rules == rules
 

@@ -138,7 +138,7 @@ def test_to_dict_lists_every_flagged_cell_with_its_location():
     (file,) = data["files"]
     assert set(file) == {
         "path", "verdict", "kind", "shape", "source", "policy_version", "cells_checked", "flags", "notes",
-        "justification", "comments",
+        "justification", "comments", "label_columns",
     }  # fmt: skip
     assert file["cells_checked"] == 9
     zero = [flag for flag in file["flags"] if flag["row"] == ["R3"] and flag["column"] == "C3"]

@@ -136,3 +136,21 @@ def test_the_process_exit_status(tmp_path, argument, status):
     )
     assert completed.returncode == status, completed.stderr
     assert completed.stdout.startswith("Disclosure check: ")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("zeros", "status", "rules"), [(False, 0, []), (True, 1, ["zeros", "threshold"] * 2)]
+)
+def test_zeros_follow_the_tres_policy_in_the_json(tmp_path, zeros, status, rules):
+    from portal.models import TRE, Organisation
+
+    organisation = Organisation.objects.create(name="Example University")
+    TRE.objects.create(organisation=organisation, name="A TRE", slug="a-tre", zeros_disclosive=zeros)
+    path = tmp_path / "age_sex_table.csv"
+    path.write_text("age_band,sex,persons\n0-9,female,25\n0-9,male,31\n0-9,other,0\n10-19,other,0\n")
+    got, out = run("--tre", "a-tre", "--json", path)
+    data = json.loads(out)
+    assert got == status
+    assert [flag["rule"] for flag in data["files"][0]["flags"]] == rules
+    assert all(flag["field"] == 2 and flag["value"] == "0" for flag in data["files"][0]["flags"])

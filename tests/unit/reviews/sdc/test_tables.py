@@ -38,7 +38,7 @@ def test_cross_tab_with_text_row_labels():
 def test_cross_tab_whose_first_column_is_numeric_uses_it_as_labels():
     found = layout("year,G,N\n2010,15,59\n2011,15,8\n")
     assert (found.shape, found.label_columns, found.count_columns) == (Shape.CROSS_TAB, (0,), (1, 2))
-    assert "first column is read as row labels" in found.explanation
+    assert "first column may be row labels" in found.explanation
 
 
 def test_long_table_with_a_count_column_reads_every_other_column_as_labels():

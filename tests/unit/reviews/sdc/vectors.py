@@ -1,23 +1,17 @@
-"""The ACRO test vectors in ../shared/fixtures/sdc/ (or $FIVE_SAFES_SHARED/fixtures/sdc/), and helpers
+"""The ACRO test vectors in tests/data/fixtures/sdc/ (see its README.md), and helpers
 that turn ACRO's own outputs into expectations in the portal's vocabulary."""
 
 import csv
 import json
-import os
 from functools import cache
 from pathlib import Path
 
 from reviews.sdc.acro import ACRO_CHECK_RULES
 from reviews.sdc.policy import DisclosurePolicy
 from reviews.sdc.verdicts import FileResult, Rule
+from tests.reference_data import SDC_FIXTURES as FIXTURES
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
-SHARED = Path(os.environ.get("FIVE_SAFES_SHARED") or REPO_ROOT.parent / "shared")
-FIXTURES = SHARED / "fixtures" / "sdc"
-if not (FIXTURES / "README.md").is_file():
-    raise RuntimeError(
-        f"The SDC test vectors are not at {FIXTURES}; set FIVE_SAFES_SHARED to the shared/ folder holding them."
-    )
 
 INPUTS = FIXTURES / "inputs"
 ACRO_TEST_DATA = FIXTURES / "acro-test-data"
