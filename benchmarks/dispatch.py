@@ -385,7 +385,7 @@ def latency(port, tokens, rounds, fixture, settle=2.0, long_poll=5):
     for job in jobs(rounds, "awaiting_review", tre, workflow, project, researcher):
         reviews.start_review(job, by=officer)
         for step in CHECK_STEPS:
-            reviews.decide_step(job, step, "approve", by=officer)
+            reviews.decide_step(job, step, "approve", "Checked by hand.", by=officer)
         ready.append(job)
 
     arrived, stop = {}, threading.Event()

@@ -42,6 +42,7 @@ from crates import claiming, signals
 from crates.fivesafes.bag import verify_bag
 from crates.fivesafes.errors import CrateRefused
 from crates.fivesafes.loader import load_metadata
+from crates.fivesafes.paths import check_declared_results
 from crates.fivesafes.safezip import extract_bag
 from crates.fivesafes.validator import validate_metadata
 from crates.models import Agent, Job, JobLease, ResultUpload
@@ -612,6 +613,11 @@ def _verify_results_crate(path, job, scratch):
     except CrateRefused as refusal:
         where = f" ({refusal.where})" if refusal.where else ""
         raise UploadRejected(f"{refusal.message}{where}", code="malformed_crate") from refusal
+    try:
+        # Every output the run declares must name a file inside the crate, or nothing of it is taken.
+        check_declared_results(bag_dir / "data", metadata)
+    except CrateRefused as refusal:
+        raise UploadRejected(f"{refusal.message} ({refusal.where})", code="unsafe_path") from refusal
     report = validate_metadata(metadata)
     if not report.valid:
         first = report.errors[0]

@@ -26,7 +26,7 @@ from crates import crosscheck as crosschecks
 from crates import permissions as crate_permissions
 from crates import signals, versions
 from crates import summary as summaries
-from crates.fivesafes import writeback
+from crates.fivesafes import paths, writeback
 from crates.fivesafes.errors import CrateRefused
 from crates.fivesafes.loader import load_metadata
 from crates.fivesafes.safezip import Limits, extract_bag
@@ -228,6 +228,11 @@ def validate_version(version_id):
     if not report.valid:
         # Only a valid crate's metadata is kept, and write-back needs a well-formed crate.
         return _finish_invalid(version, report=report, started=started)
+    try:
+        # Names of files in the crate go on to agents and write-back: only plain names inside data/.
+        paths.check_data_entities(doc)
+    except CrateRefused as refusal:
+        return _finish_invalid(version, refusal=refusal, started=started)
     try:
         stripped = writeback.strip_assess_actions(doc)
         agent = portal_agent()

@@ -23,3 +23,7 @@ results_returned = Signal()
 # The every-minute lease sweep (crates.dispatch_tasks.expire_leases) ran: the moment to hand out again
 # background work that a lost worker dropped. Sent with no arguments.
 leases_swept = Signal()
+
+# A job failed (reported by its agent, or its lease ran out of attempts). Sent with `job`, inside the
+# transition's transaction: the researchers are told at once, in the portal and by e-mail.
+job_failed = Signal()

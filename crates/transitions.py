@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 # Who may make a move: actor kinds, resolved against the job by crates.permissions.actor_kinds().
+from crates import signals
 from crates.models import Job
 from crates.permissions import AGENT, CHECKER, OFFICER, RESEARCHER, SYSTEM, actor_kinds
 from portal import audit
@@ -200,3 +201,5 @@ def _move(job, to_state, *, by, message, extra):
         tre=job.tre,
         project=job.request.project,
     )
+    if to_state == S.FAILED:
+        signals.job_failed.send(sender=Job, job=job)

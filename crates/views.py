@@ -14,13 +14,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from crates import builder, services, versions
+from crates import builder, explain, services, versions
 from crates import permissions as crate_permissions
 from crates import summary as summaries
 from crates.fivesafes.errors import CrateRefused
 from crates.forms import BuildRequestForm, ResubmitBuildForm, ResubmitForm, UploadRequestForm
 from crates.models import Job, Request, RequestVersion
-from portal import audit, permissions
+from portal import audit, permissions, plain
 from portal.views.helpers import add_form_errors, paginate
 
 
@@ -206,9 +206,15 @@ def request_detail(request, pk):
     for newer, older in zip(versions, versions[1:], strict=False):
         if newer.summary and older.summary:
             changes.append((older.number, newer.number, summaries.diff(older.summary, newer.summary)))
+    latest = versions[0] if versions else None
+    worth_fixing, recorded_later = plain.recommendations(
+        ((latest.validation_report or {}).get("warnings") if latest else None) or []
+    )
     context = {
         "req": req,
         "versions": versions,
+        "worth_fixing": worth_fixing,
+        "recorded_later": recorded_later,
         "latest": versions[0] if versions else None,
         "jobs": jobs,
         "changes": changes,
@@ -221,13 +227,31 @@ def request_detail(request, pk):
         ),
         "resubmit_form": ResubmitForm(),
     }
+    context["jobs_poll_seconds"] = _poll_seconds(jobs)
+    context["failures"] = [(job, explain.failure(job)) for job in jobs if job.status == Job.Status.FAILED]
     if context["can_resubmit"]:
         context["edit_base"] = next((v for v in versions if v.summary), None)
         context["can_edit"] = context["edit_base"] is not None
     template = "crates/request_detail.html"
-    if request.htmx:
+    if request.htmx and request.htmx.target == "request-jobs":
+        template += "#request-jobs"
+    elif request.htmx:
         template += "#version-status"
+        if latest is not None and latest.is_final:
+            # The status region polls only while the crate is being checked. Once it is checked, the
+            # summary and the jobs at each TRE appear, so the whole page loads once (keeping its place).
+            response = render(request, template, context)
+            response["HX-Refresh"] = "true"
+            return response
     return render(request, template, context)
+
+
+def _poll_seconds(jobs):
+    """The request page refreshes its jobs while any of them is still moving."""
+    moving = [job for job in jobs if job.status not in explain.ENDED]
+    if not moving:
+        return None
+    return 3 if any(job.status in explain.IN_PROGRESS for job in moving) else 20
 
 
 @login_required

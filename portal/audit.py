@@ -11,6 +11,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.utils import timezone
@@ -226,3 +228,78 @@ def head_digest():
     """The published digest: newest hash and count."""
     head = AuditChainHead.objects.filter(singleton=1).first()
     return {"hash": head.last_hash if head else GENESIS_HASH, "count": head.count if head else 0}
+
+
+# --- Digests published outside the database ------------------------------------------------------
+# The daily digest (transparency.digests) is written as a file to its own storage
+# (settings.STORAGES["audit_digests"]: a bucket or a folder), so whoever can rewrite the database cannot
+# rewrite what vouches for it; verify_against_published compares the chain with every such file.
+
+DIGEST_STORAGE = "audit_digests"
+_DIGEST_FILE = "audit-digest-{date}.json"
+
+
+@dataclass(frozen=True)
+class PublishedDigest:
+    date: str  # ISO date
+    count: int
+    hash: str
+    published_at: str  # ISO date-time
+
+
+def digest_storage():
+    return storages[DIGEST_STORAGE]
+
+
+def write_digest_file(*, day, count, hash_, published_at):
+    """Publish a digest as a JSON file, once: an existing file is never replaced. Returns its name."""
+    storage = digest_storage()
+    name = _DIGEST_FILE.format(date=day)
+    if storage.exists(name):
+        return name
+    body = {"algorithm": "sha256", "date": day, "count": count, "hash": hash_, "published_at": published_at}
+    storage.save(name, ContentFile((json.dumps(body, indent=2, sort_keys=True) + "\n").encode()))
+    return name
+
+
+def published_digests():
+    """The digests published outside the database, by count (an empty list when none are)."""
+    storage = digest_storage()
+    try:
+        _, names = storage.listdir("")
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        if not (name.startswith("audit-digest-") and name.endswith(".json")):
+            continue
+        with storage.open(name, "rb") as handle:
+            data = json.loads(handle.read())
+        found.append(PublishedDigest(data["date"], int(data["count"]), data["hash"], data["published_at"]))
+    return sorted(found, key=lambda d: (d.count, d.date))
+
+
+def verify_against_published(digests=None):
+    """Compare the chain with every digest published outside the database; the first problem, or None.
+
+    Catches what the chain cannot show by itself: newest events removed (with the head moved back), and
+    the chain rewritten and re-hashed, because event number `count` no longer has the published hash.
+    """
+    for digest in published_digests() if digests is None else digests:
+        row = list(
+            AuditEvent.objects.order_by("id").values_list("id", "hash")[digest.count - 1 : digest.count]
+        )
+        if not row:
+            return ChainProblem(
+                None,
+                f"the digest published for {digest.date} vouches for {digest.count} events, but the chain "
+                "has fewer (newest events were removed)",
+            )
+        event_id, hash_ = row[0]
+        if hash_ != digest.hash:
+            return ChainProblem(
+                event_id,
+                f"its hash is not the one the digest published for {digest.date} gives (the chain was "
+                "rewritten and re-hashed)",
+            )
+    return None

@@ -13,6 +13,7 @@ def portal(request):
             "is_officer": permissions.is_officer(user),
             "is_checker": permissions.is_checker(user),
             "is_auditor": permissions.can_view_audit(user),
+            "is_ppie": permissions.is_ppie(user),
             "is_admin": permissions.is_admin(user),
             "unread": user.notifications.filter(read_at__isnull=True).count(),
         }

@@ -295,7 +295,38 @@ def seed_registry():
 
     # The daily sweep lapses dan, whose accreditation has expired.
     services.lapse_expired_memberships()
+    _seed_ppie_work(cast, tres, organisations[3], today)
     return cast
+
+
+def _seed_ppie_work(cast, tres, sponsor, today):
+    """pat's first job: Taybridge asks PPIE members to clear lay summaries before it approves a project,
+    and bob's new project waits there with a summary written for researchers, not the public."""
+    from portal.forms import ProjectForm
+
+    taybridge = tres["taybridge"]
+    if taybridge.ppie_review != TRE.PPIEReview.REQUIRED:
+        taybridge.ppie_review = TRE.PPIEReview.REQUIRED
+        taybridge.save(update_fields=["ppie_review"])
+    if Project.objects.filter(identifier="PRJ-2026-0003").exists():
+        return
+    form = ProjectForm(
+        {
+            "identifier": "PRJ-2026-0003",
+            "title": "Waiting times for hip replacement",
+            "lay_summary": "Multivariable survival analysis of SMR01 episodes to estimate time-to-arthroplasty "
+            "hazard ratios by SIMD quintile.",
+            "public_benefit": "Evidence on inequalities in waiting times for hip replacement.",
+            "technical_summary": "Cox proportional hazards with SIMD quintile as exposure.",
+            "sponsor": sponsor.pk,
+            "start_date": today,
+            "end_date": today + timedelta(days=365),
+        }
+    )
+    if not form.is_valid():
+        raise ValueError(f"Demo project PRJ-2026-0003 is invalid: {form.errors.as_text()}")
+    project = services.create_project(form, by=cast["bob"])
+    services.request_project_approval(project, taybridge, by=cast["bob"])
 
 
 def summary():

@@ -85,6 +85,7 @@ class TREForm(forms.ModelForm):
             "rounding_base",
             "required_output_checkers",
             "on_disagreement",
+            "ppie_review",
             "permitted_output_kinds",
             "allowed_executors",
         ]
@@ -406,7 +407,11 @@ class TokenForm(forms.Form):
 
 
 class AuditFilterForm(forms.Form):
-    verb = forms.CharField(required=False)
+    verb = forms.CharField(
+        required=False,
+        label="Event code",
+        help_text="As in the exports, such as review.started; review. matches every review event.",
+    )
     actor = forms.CharField(required=False, label="Actor (e-mail or id)")
     object_type = forms.CharField(required=False)
     object_id = forms.CharField(required=False)

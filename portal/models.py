@@ -108,6 +108,20 @@ class TRE(models.Model):
     )
     permitted_output_kinds = models.JSONField(default=list, blank=True)
     allowed_executors = models.JSONField(default=list, blank=True)
+
+    class PPIEReview(models.TextChoices):
+        REQUIRED = "required", "Required before approval"
+        ADVISORY = "advisory", "Advisory: officers see it as evidence"
+        OFF = "off", "Off"
+
+    ppie_review = models.CharField(
+        "PPIE review of lay summaries",
+        max_length=10,
+        choices=PPIEReview.choices,
+        default=PPIEReview.ADVISORY,
+        help_text="Whether patient and public representatives review a project's lay summary and public "
+        "benefit statement before this TRE approves it.",
+    )
     paused = models.BooleanField(default=False)
     paused_reason = models.TextField(blank=True)
     paused_at = models.DateTimeField(null=True, blank=True)
@@ -652,3 +666,46 @@ class PersonalToken(models.Model):
 
 
 from portal.public_models import PublicQuestion  # noqa: E402, F401
+
+
+class PPIEReview(models.Model):
+    """A PPIE member's view of a project's lay summary and public benefit statement, as they read them.
+
+    Immutable: a new reading is a new row. The texts are kept as read, so an edit of the project
+    makes the view out of date and puts the project back in the PPIE queue.
+    """
+
+    class Outcome(models.TextChoices):
+        CLEAR = "clear", "Clear for the public"
+        PLAINER = "plainer", "Plainer words needed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="ppie_reviews")
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    comment = models.TextField(blank=True, help_text="What to change, in words the researcher can act on.")
+    lay_summary = models.TextField(help_text="The lay summary as the reviewer read it.")
+    public_benefit = models.TextField(help_text="The public benefit statement as the reviewer read it.")
+    reviewer = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(outcome="clear") | ~Q(comment=""), name="ppie_comment_unless_clear"
+            )
+        ]
+
+    def __str__(self):
+        return f"PPIE review of {self.project.identifier}: {self.get_outcome_display()}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError("A PPIE review, once recorded, cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def is_current(self):
+        """True while the project's texts are still the ones the reviewer read."""
+        return (self.lay_summary, self.public_benefit) == (
+            self.project.lay_summary,
+            self.project.public_benefit,
+        )

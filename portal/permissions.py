@@ -267,6 +267,14 @@ def belongs_to_project(user, project):
     )
 
 
+def can_receive_outputs(user, project, tres):
+    """Released outputs of a project (files, the published results crate, combined tables) go only to
+    people acting as its members at a TRE they came from (`tres`: TREs or their ids). Every view of
+    released outputs, HTML, API and ZIP, asks this one question; the member question is
+    `is_member_at_any`'s (approved, at that TRE, with a valid accreditation)."""
+    return is_member_at_any(user, project, tres)
+
+
 def check_not_conflicted(user, project):
     """Nobody decides on a project they lead or belong to."""
     if belongs_to_project(user, project):
@@ -389,17 +397,22 @@ def check_view_audit(user):
 
 
 def moderatable_projects(user):
-    """The projects whose public questions `user` may moderate (as a values queryset of ids)."""
+    """The projects whose public questions `user` may moderate (as a values queryset of ids).
+
+    Officers moderate for the projects their TREs approved; PPIE members for every approved project.
+    """
     from portal.models import Decision, ProjectApproval
 
-    return ProjectApproval.objects.filter(status=Decision.APPROVED, tre__in=tres_governed_by(user)).values(
-        "project"
-    )
+    approved = ProjectApproval.objects.filter(status=Decision.APPROVED)
+    if not is_ppie(user):
+        approved = approved.filter(tre__in=tres_governed_by(user))
+    return approved.values("project")
 
 
 def can_moderate(user, question):
-    """Officers of a TRE that approved the project may moderate, unless they belong to the project."""
-    if not is_officer(user):
+    """Officers of a TRE that approved the project, and PPIE members, may moderate, unless they
+    belong to the project."""
+    if not (is_officer(user) or is_ppie(user)):
         return False
     allowed = moderatable_projects(user).filter(project=question.project_id).exists()
     return allowed and not belongs_to_project(user, question.project)
@@ -408,5 +421,43 @@ def can_moderate(user, question):
 def check_moderate(user, question):
     if not can_moderate(user, question):
         raise PermissionDenied(
-            "Only governance officers of a TRE that approved this project can moderate it."
+            "Only governance officers of a TRE that approved this project, and PPIE members, can moderate it."
         )
+
+
+# --- Work pages (the checkers' queue, PPIE oversight) ---------------------------------------
+
+
+def can_use_output_queue(user):
+    """Output checkers see the files waiting for their vote at `/outputs/`."""
+    return is_checker(user)
+
+
+def check_use_output_queue(user):
+    if not can_use_output_queue(user):
+        raise PermissionDenied("Only output checkers have an output queue.")
+
+
+def is_ppie(user):
+    return has_role(user, roles.PPIE)
+
+
+def can_ppie_review(user, project):
+    """PPIE members read lay summaries, except of projects they belong to."""
+    return is_ppie(user) and not is_project_member(user, project)
+
+
+def check_ppie_review(user, project):
+    if not is_ppie(user):
+        raise PermissionDenied("Only PPIE members review lay summaries.")
+    if is_project_member(user, project):
+        raise PermissionDenied("You belong to this project, so another PPIE member must review it.")
+
+
+def can_use_ppie_page(user):
+    return is_ppie(user)
+
+
+def check_use_ppie_page(user):
+    if not can_use_ppie_page(user):
+        raise PermissionDenied("Only PPIE members (patient and public representatives) have this page.")

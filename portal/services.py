@@ -16,7 +16,7 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
-from portal import audit, grants, permissions, roles, service_settings, signals
+from portal import audit, grants, permissions, plain, ppie, roles, service_settings, signals
 from portal.accounts import RECENT_SECOND_FACTOR_SECONDS
 from portal.errors import Refusal
 from portal.models import (
@@ -264,6 +264,8 @@ def decide_project(approval, decision, rationale="", *, by):
     permissions.check_govern_tre(by, approval.tre)
     permissions.check_not_conflicted(by, approval.project)
     project = approval.project
+    if decision == Decision.APPROVED:
+        ppie.check_ready_for_approval(approval)
     _decide(approval, decision, rationale, by=by, verb="project", project=project, tre=approval.tre)
     if decision == Decision.APPROVED:
         # Apps above the registry may refuse the approval (the Data Use Register's required fields must
@@ -411,9 +413,9 @@ def lapse_expired_memberships(*, today=None):
         if not expired_membership and has_valid_accreditation(membership.person, today):
             continue
         reason = (
-            f"Membership ended on {membership.valid_until:%d %B %Y}."
+            f"Membership ended on {plain.day(membership.valid_until)}."
             if expired_membership
-            else "No verified accreditation valid on " + f"{today:%d %B %Y}."
+            else "No verified accreditation valid on " + f"{plain.day(today)}."
         )
         before = {"status": membership.status}
         membership.status, membership.lapsed_reason = Membership.Status.LAPSED, reason

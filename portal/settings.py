@@ -145,6 +145,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "portal.grants.ActorMiddleware",  # grants made while serving a request name its person
     "django.contrib.messages.middleware.MessageMiddleware",
+    "portal.middleware.PlainNotFoundMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
@@ -269,8 +270,30 @@ else:
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": MEDIA_ROOT},
     }
+# Published audit digests live outside the database (a bucket of their own, or a local folder), so whoever
+# can rewrite the database cannot rewrite the digests that vouch for it too (docs/security.md, finding 11).
+PORTAL_AUDIT_DIGEST_BUCKET = env_str("PORTAL_AUDIT_DIGEST_BUCKET")
+if PORTAL_AUDIT_DIGEST_BUCKET:
+    _digest_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": PORTAL_AUDIT_DIGEST_BUCKET,
+            "endpoint_url": env_str("AWS_S3_ENDPOINT_URL"),
+            "region_name": env_str("AWS_S3_REGION_NAME"),
+            "access_key": env_str("AWS_ACCESS_KEY_ID"),
+            "secret_key": env_str("AWS_SECRET_ACCESS_KEY"),
+            "default_acl": "private",
+            "file_overwrite": False,
+        },
+    }
+else:
+    _digest_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": Path(env_str("PORTAL_AUDIT_DIGEST_DIR", str(DATA_DIR / "audit-digests")))},
+    }
 STORAGES = {
     "default": _default_storage,
+    "audit_digests": _digest_storage,
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if not DEBUG

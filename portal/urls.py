@@ -74,6 +74,8 @@ urlpatterns = [
     path("accreditations/<int:pk>/evidence/", people.accreditation_evidence, name="accreditation_evidence"),
     path("tokens/", people.token_list, name="token_list"),
     path("tokens/<int:pk>/revoke/", people.token_revoke, name="token_revoke"),
+    # PPIE oversight
+    path("ppie/", include("transparency.ppie_urls")),
     # Audit
     path("audit/", people.audit_list, name="audit_list"),
     path("audit/verify/", people.audit_verify, name="audit_verify"),

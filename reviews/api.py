@@ -25,6 +25,7 @@ from reviews.permissions import (
     check_decide_combined,
     check_post_message,
     check_review,
+    check_view_outputs,
 )
 
 
@@ -220,6 +221,10 @@ class Cancel(JobActionMixin, APIView):
 
 class OutputSerializer(serializers.ModelSerializer):
     name = serializers.CharField(read_only=True)
+    sdc = serializers.SerializerMethodField(
+        help_text="The automated disclosure checks. Before release, anyone but the TRE's output checkers "
+        "sees verdicts, rule names and cell positions only (`redacted: true`), never the flagged values."
+    )
     votes = serializers.SerializerMethodField()
     download = serializers.SerializerMethodField()
 
@@ -243,6 +248,9 @@ class OutputSerializer(serializers.ModelSerializer):
             "votes",
             "download",
         ]
+
+    def get_sdc(self, output) -> dict:
+        return outputs.sdc_visible_to(output, self.context["request"].user)
 
     def get_votes(self, output) -> list[dict]:
         user = self.context["request"].user
@@ -279,6 +287,7 @@ class JobOutputs(JobActionMixin, generics.ListAPIView):
 
     def get_queryset(self):
         job = self.job(self.kwargs["pk"])
+        check_view_outputs(self.request.user, job)  # the question the outputs page asks
         return job.outputs.select_related("job__tre", "job__request__project").prefetch_related(
             "votes__checker"
         )

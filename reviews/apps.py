@@ -6,4 +6,8 @@ class ReviewsConfig(AppConfig):
     verbose_name = "Five Safes reviews"
 
     def ready(self):
+        from portal import todo
         from reviews import receivers  # noqa: F401  (connects the receivers of crates.signals)
+        from reviews.todo import checker_section
+
+        todo.register(checker_section)

@@ -9,8 +9,9 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from portal import service_settings
+from portal import plain, ppie, service_settings
 from portal.models import (
+    TRE,
     DataAccessAgreement,
     Dataset,
     Decision,
@@ -66,7 +67,9 @@ def safe_people(job, today):
             findings.append(_finding("membership", False, f"{label} is not approved at {job.tre}."))
         elif membership.valid_until and membership.valid_until < today:
             findings.append(
-                _finding("membership", False, f"{label}'s membership ended on {membership.valid_until}.")
+                _finding(
+                    "membership", False, f"{label}'s membership ended on {plain.day(membership.valid_until)}."
+                )
             )
         else:
             findings.append(_finding("membership", True, f"{label} is an approved member at {job.tre}."))
@@ -81,7 +84,7 @@ def safe_people(job, today):
                 _finding(
                     "accreditation",
                     True,
-                    f"{label} holds {best.get_kind_display()} valid until {best.valid_until:%d %B %Y}.",
+                    f"{label} holds {best.get_kind_display()} valid until {plain.day(best.valid_until)}.",
                 )
             )
         else:
@@ -113,7 +116,7 @@ def safe_project(job, today):
         _finding(
             "in_date",
             project.is_in_date(today),
-            f"The project runs {project.start_date or 'open'} to {project.end_date or 'open'}"
+            f"The project runs {plain.day(project.start_date) if project.start_date else 'from an open start'} to {plain.day(project.end_date) if project.end_date else 'an open end'}"
             + ("." if project.is_in_date(today) else ", which does not include today."),
         ),
         _finding(
@@ -124,13 +127,49 @@ def safe_project(job, today):
     ]
     agreements = _agreements(job, today)
     if agreements:
-        refs = ", ".join(f"{a.reference} (until {a.valid_until:%d %B %Y})" for a in agreements)
+        refs = ", ".join(f"{a.reference} (until {plain.day(a.valid_until)})" for a in agreements)
         findings.append(_finding("agreement", True, f"Agreement in force: {refs}."))
     else:
         findings.append(
             _finding("agreement", False, f"No data-access agreement with {job.tre} is in force today.")
         )
+    findings.extend(_ppie(job))
     return findings
+
+
+def _ppie(job):
+    """The PPIE members' view of the lay summary and public benefit statement, under the TRE's policy."""
+    policy = job.tre.ppie_review
+    if policy == TRE.PPIEReview.OFF:
+        return []
+    current, review = ppie.state(job.request.project)
+    said = f' They said: "{review.comment}"' if review is not None and review.comment else ""
+    if current == ppie.CLEAR:
+        when = timezone.localtime(review.created_at)
+        return [
+            _finding(
+                "ppie",
+                True,
+                f"A PPIE member cleared the lay summary for the public on {plain.day(when)}.{said}",
+            )
+        ]
+    if current == ppie.PLAINER:
+        return [_finding("ppie", False, f"A PPIE member asked for plainer words in the lay summary.{said}")]
+    if policy == TRE.PPIEReview.REQUIRED:
+        return [
+            _finding(
+                "ppie",
+                False,
+                f"{job.tre} requires PPIE review, and no PPIE member has cleared the current lay summary.",
+            )
+        ]
+    return [
+        _finding(
+            "ppie",
+            True,
+            "No PPIE member has read the current lay summary yet (their review is advisory here).",
+        )
+    ]
 
 
 def safe_data(job, today):

@@ -78,6 +78,17 @@ class StepDecision(models.Model):
     def delete(self, *args, **kwargs):
         raise PermissionError("A decision, once recorded, cannot be deleted.")
 
+    @property
+    def unmet_checks(self):
+        """The automated findings that were not met when this decision was made (any step's, for sign-off)."""
+        items = self.evidence.values() if isinstance(self.evidence, dict) else [self.evidence or []]
+        return [f for group in items for f in group if isinstance(f, dict) and not f.get("ok", True)]
+
+    @property
+    def overrides_checks(self):
+        """An approval given although an automated check was not met (its rationale says why)."""
+        return self.outcome == "approve" and bool(self.unmet_checks)
+
 
 class CarryOver(models.Model):
     """What happened to one job's step decisions when it moved to a resubmitted version, and why.

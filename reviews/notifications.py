@@ -3,9 +3,12 @@
 E-mails are sent by a django-q2 task after the transaction commits; the Notification row is the outbox.
 """
 
+import unicodedata
+
 from django.conf import settings
 from django.db import transaction
 
+from crates import explain
 from portal.permissions import checkers_of, officers_of  # noqa: F401  (who hears about what)
 from reviews.models import Notification
 
@@ -17,8 +20,18 @@ def wants_email(user, kind):
     return bool(prefs.get(kind, True))
 
 
+def one_line(text, limit=200):
+    """Text fit for an e-mail subject: any line break, tab or other control character becomes a space.
+
+    Titles come from crates and forms, so they may hold newlines, which an e-mail header cannot carry.
+    """
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in str(text or ""))
+    return " ".join(text.split())[:limit]
+
+
 def notify(users, kind, subject, body="", url=""):
     """Create one notification per distinct active user and queue the e-mails they asked for."""
+    subject = one_line(subject)
     created = []
     seen = set()
     for user in users:
@@ -27,7 +40,7 @@ def notify(users, kind, subject, body="", url=""):
         seen.add(user.pk)
         email = bool(wants_email(user, kind) and user.email)
         notification = Notification.objects.create(
-            recipient=user, kind=kind, subject=subject[:200], body=body, url=url, email_wanted=email
+            recipient=user, kind=kind, subject=subject, body=body, url=url, email_wanted=email
         )
         created.append(notification)
         if email:
@@ -101,3 +114,12 @@ def job_resumed(job):
         "The reason for the suspension was resolved.",
         job_url(job),
     )
+
+
+def job_failed(job):
+    """The researchers hear at once, in the portal and by e-mail, what failed and what to do."""
+    why = explain.failure(job)
+    body = f"{why.what}\n\nWhat to do: {why.next}"
+    if why.detail:
+        body += f"\n\nThe message from {job.tre}: {why.detail}"
+    notify(_researchers(job), Kind.DECISION, f"Failed at {job.tre}: {job.request.title}", body, job_url(job))

@@ -9,12 +9,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from crates import permissions as crate_permissions
 from crates.models import Job
-from portal import audit
+from portal import audit, permissions
 from portal.errors import Refusal, message_of
 from reviews import outputs
 from reviews.models import OutputFile, OutputVote, Publication
@@ -28,8 +29,10 @@ from reviews.permissions import (
     check_download_combined,
     check_download_output,
     check_view_output,
+    check_view_outputs,
     check_view_published_crate,
 )
+from reviews.sdc import redact
 from reviews.sdc.tables import guess_delimiter
 
 MAX_ROWS = 500
@@ -57,7 +60,13 @@ def _file_rows(output, user):
     is_checker = can_check_outputs(user, output.job)
     return {
         "output": output,
+        # Values behind the flags only for the checkers and, once released, the project's members.
+        "sdc": outputs.sdc_visible_to(output, user),
         "votes": votes if is_checker else [v for v in votes if v.for_researcher],
+        # Approvals of a file the automated checks did not pass, with their reasons (certified for all).
+        "overrides": [v for v in votes if v.decision == OutputVote.Decision.APPROVE and v.comment]
+        if output.sdc_verdict != OutputFile.Verdict.PASS
+        else [],
         "my_vote": next(
             (v for v in output.votes.all() if v.checker_id == user.pk and v.round == output.round), None
         ),
@@ -73,8 +82,27 @@ def _file_rows(output, user):
 
 
 @login_required
+def output_queue(request):
+    """The checker's work queue: files waiting for my vote across my TREs, oldest first."""
+    permissions.check_use_output_queue(request.user)
+    return render(
+        request,
+        "reviews/output_queue.html",
+        {"files": list(outputs.awaiting_vote(request.user)), "now": timezone.now()},
+    )
+
+
+def _has_decided_outputs(job, files):
+    """A release certificate certifies decisions: it exists once a file is decided or the job ended."""
+    return job.status in (Job.Status.RELEASED, Job.Status.WITHHELD) or any(
+        o.status != OutputFile.Status.PENDING for o in files
+    )
+
+
+@login_required
 def job_outputs(request, pk):
     job = _get_job(request.user, pk)
+    check_view_outputs(request.user, job)
     files = [
         _file_rows(o, request.user)
         for o in job.outputs.select_related("public_record").prefetch_related("votes__checker")
@@ -88,6 +116,7 @@ def job_outputs(request, pk):
             "is_checker": can_check_outputs(request.user, job),
             "is_researcher": can_act_as_researcher(request.user, job),
             "decisions": OutputVote.Decision.choices,
+            "can_certify": _has_decided_outputs(job, [f["output"] for f in files]),
         },
     )
 
@@ -147,7 +176,7 @@ def output_detail(request, pk):
         "is_checker": is_checker,
         # Researchers see the flags on their own outputs; the content only once released (or as checkers).
         "table": _table(output)
-        if output.name.lower().endswith(".csv") and (is_checker or output.status == "released")
+        if output.name.lower().endswith(".csv") and (is_checker or can_download_output(request.user, output))
         else None,
         "decisions": OutputVote.Decision.choices,
     }
@@ -286,10 +315,14 @@ def release_certificate(request, pk):
     from weasyprint import HTML
 
     job = _get_job(request.user, pk)
+    check_view_outputs(request.user, job)
     files = [
         _file_rows(o, request.user)
         for o in job.outputs.select_related("public_record").prefetch_related("votes__checker")
     ]
+    if not _has_decided_outputs(job, [f["output"] for f in files]):
+        messages.info(request, "No output has been decided yet, so there is nothing to certify.")
+        return redirect("job_outputs", pk=job.pk)
     html = render_to_string(
         "reviews/release_certificate.html",
         {
@@ -374,6 +407,9 @@ def combined_detail(request, pk):
             "release": release,
             "sources": release.sources.select_related("job__tre"),
             "is_checker": is_checker,
+            "sdc": release.sdc
+            if is_checker or can_download_combined(request.user, release)
+            else redact(release.sdc),
             "show_table": is_checker or can_download_combined(request.user, release),
             "can_download": can_download_combined(request.user, release),
         },

@@ -17,20 +17,27 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from crates.fivesafes import writeback
+from crates.fivesafes import paths, writeback
 from crates.fivesafes.safezip import extract_bag
 from crates.models import Job, ResultUpload
 from crates.services import crate_limits, portal_agent
 from crates.transitions import transition
 from portal import audit, permissions
 from portal.errors import Refusal
-from portal.models import DataAccessAgreement
+from portal.models import DataAccessAgreement, Membership
 from reviews import notifications, signals
 from reviews.models import OutputFile, OutputVote, Publication, PublicOutput
-from reviews.permissions import check_act_as_researcher, check_check_outputs, check_publish_output
-from reviews.sdc import DisclosurePolicy, check_file, check_paths
+from reviews.permissions import (
+    can_check_outputs,
+    can_download_output,
+    check_act_as_researcher,
+    check_check_outputs,
+    check_publish_output,
+)
+from reviews.sdc import DisclosurePolicy, check_file, check_paths, redact
 from reviews.sdc.tables import shape_from_csvw
 
 S = Job.Status
@@ -78,20 +85,6 @@ def _sha256(path):
     return digest.hexdigest()
 
 
-def _output_paths(metadata):
-    """The files the requested run declares as its results (paths relative to data/)."""
-    graph = {e.get("@id"): e for e in metadata.get("@graph", []) if isinstance(e, dict)}
-    runs = [e for e in graph.values() if "CreateAction" in json.dumps(e.get("@type"))]
-    paths = []
-    for run in runs:
-        results = run.get("result") or []
-        for ref in results if isinstance(results, list) else [results]:
-            ident = ref.get("@id") if isinstance(ref, dict) else ref
-            if isinstance(ident, str) and "://" not in ident and not ident.startswith("#"):
-                paths.append(ident.rstrip("/"))
-    return paths
-
-
 def declared_shapes(metadata):
     """Declared table shapes by output path: a CSVW `tableSchema` on the output's File entity."""
     shapes = {}
@@ -126,11 +119,16 @@ def check_outputs(upload_id):
             shutil.copyfileobj(source, target, length=1024 * 1024)
         bag = extract_bag(archive, scratch / "bag", crate_limits())
         data = bag / "data"
-        declared = [p for p in _output_paths(upload.metadata or {}) if (data / p).exists()]
+        # Checked on upload too; a name that is unsafe now refuses the whole crate again.
+        declared = [
+            p for p in paths.check_declared_results(data, upload.metadata or {}).values() if p.exists()
+        ]
         files = []
-        for relative in declared:
-            target = data / relative
-            files.extend(sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target])
+        for target in declared:
+            if target.is_dir():
+                files.extend(sorted(p for p in target.rglob("*") if p.is_file() and not p.is_symlink()))
+            elif target.is_file() and not target.is_symlink():
+                files.append(target)
         report = check_paths([str(f) for f in files], policy) if files else None
         results = {Path(r.path).resolve(): r for r in (report.files if report else [])}
         shapes = declared_shapes(upload.metadata or {})
@@ -231,6 +229,21 @@ def redo_lost_checks(now=None):
     return uploads
 
 
+# --- What each person sees of the checks ----------------------------------------------------------
+
+
+def sdc_visible_to(output, user):
+    """The disclosure result of `output` as `user` may see it.
+
+    The TRE's checkers see it whole, and so does whoever the file has been released to. Everyone else
+    (the researcher before release, auditors, officers) sees verdicts, rule names and cell positions,
+    never the flagged values: the small counts the flags protect (reviews.sdc.redact).
+    """
+    if can_check_outputs(user, output.job) or can_download_output(user, output):
+        return output.sdc
+    return redact(output.sdc)
+
+
 # --- Checkers' votes -----------------------------------------------------------------------------
 
 
@@ -285,6 +298,24 @@ def votes_needed(output):
     return required
 
 
+def awaiting_vote(user):
+    """Output files waiting for `user`'s vote across the TREs they check, oldest first.
+
+    Separation of duties: files of projects the checker belongs to (or submitted) are left out.
+    """
+    tres = permissions.tres_checked_by(user)
+    mine = OutputVote.objects.filter(output=OuterRef("pk"), checker=user, round=OuterRef("round"))
+    member = Membership.objects.filter(project=OuterRef("job__request__project"), person=user)
+    return (
+        OutputFile.objects.filter(status=F.PENDING, job__status=S.OUTPUT_REVIEW, job__tre__in=tres)
+        .exclude(Exists(mine))
+        .exclude(Exists(member))
+        .exclude(Q(job__request__submitter=user) | Q(job__request__project__lead=user))
+        .select_related("job__tre", "job__request__project")
+        .order_by("created_at", "pk")
+    )
+
+
 def votes_visible_to(output, user):
     """Checkers are blinded: they see the others' votes of a round only once every vote is in."""
     votes = [v for v in output.votes.all() if v.round == output.round]
@@ -316,6 +347,14 @@ def vote(output, decision, comment="", *, for_researcher=False, by):
         if output.status != F.PENDING:
             raise OutputError(
                 f"{output.name} is {output.get_status_display().lower()}; it takes no more votes."
+            )
+        if decision == Vote.APPROVE and output.sdc_verdict != "pass" and not comment:
+            raise ValidationError(
+                {
+                    "comment": f"The automated checks say {output.get_sdc_verdict_display().lower()} for "
+                    f"{output.name}. Write why you approve it anyway: the reason is kept with your vote and "
+                    "printed on the release certificate."
+                }
             )
         cast = OutputVote.objects.create(
             output=output,
@@ -550,18 +589,15 @@ def _published_crate(job, *, approved, message, keep=()):
         writeback.add_disclosure_check(
             doc, approved=approved, checkers=_checkers_of_job(job), message=message, checked=list(keep)
         )
-        declared = _output_paths(doc)
+        declared = paths.declared_results(doc)
         if approved:
             _keep_only(doc, keep)
         else:
             writeback.withhold_outputs(doc)
         for relative in declared:
             if relative not in keep or not approved:
-                target = bag / "data" / relative
-                if target.is_dir():
-                    shutil.rmtree(target)
-                elif target.exists():
-                    target.unlink()
+                # Only inside this scratch copy of the bag: paths.remove refuses any other name.
+                paths.remove(bag / "data", relative)
         writeback.add_publishing_action(
             doc,
             agent=portal_agent(),
@@ -589,7 +625,7 @@ def _publish(job):
     for output in released:
         # Keep the declared entry (a file, or the folder holding it).
         keep.append(output.path)
-    declared = _output_paths(
+    declared = paths.declared_results(
         job.result_uploads.filter(status=ResultUpload.Status.VERIFIED).get().metadata or {}
     )
     keep_ids = [d for d in declared if any(k == d or k.startswith(d + "/") for k in keep)]

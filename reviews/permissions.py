@@ -9,7 +9,7 @@ duties is built in: members of a project never act as its officers or output che
 
 from django.core.exceptions import PermissionDenied
 
-from crates.permissions import CHECKER, OFFICER, RESEARCHER, actor_kinds, can_view_request, on_project
+from crates.permissions import CHECKER, OFFICER, RESEARCHER, actor_kinds, on_project
 from portal import permissions
 
 # --- Review --------------------------------------------------------------------------------------
@@ -63,10 +63,11 @@ def check_act_as_researcher(user, job):
 
 
 def can_download_output(user, output):
-    """Released files: the project's active members. Before release: the TRE's checkers only."""
+    """Released files: the project's acting members (portal.permissions.can_receive_outputs). Before
+    release: the TRE's checkers only."""
     job = output.job
     if output.status == output.Status.RELEASED:
-        return permissions.is_project_member(user, job.request.project, tre=job.tre)
+        return permissions.can_receive_outputs(user, job.request.project, [job.tre_id])
     return can_check_outputs(user, job)
 
 
@@ -75,13 +76,23 @@ def check_download_output(user, output):
         raise PermissionDenied("This file is not released to you.")
 
 
+def can_view_outputs(user, job):
+    """Who sees a job's outputs listed, with their verdicts and flags (values only as `sdc_visible_to`
+    allows): the project's members, the job's TRE's checkers and officers, and auditors. Officers of
+    other TREs do not. The outputs page, the file page and the API all ask this."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    return bool(actor_kinds(job, user) & {RESEARCHER, CHECKER, OFFICER}) or permissions.can_view_audit(user)
+
+
+def check_view_outputs(user, job):
+    if not can_view_outputs(user, job):
+        raise PermissionDenied("You cannot see this job's outputs.")
+
+
 def can_view_output(user, output):
-    """Checkers see an output and its flags; the project's members see their own (content once released)."""
-    return (
-        can_check_outputs(user, output.job)
-        or can_act_as_researcher(user, output.job)
-        or can_download_output(user, output)
-    )
+    """One file's page: whoever sees the job's outputs (its content only once released to them)."""
+    return can_view_outputs(user, output.job) or can_download_output(user, output)
 
 
 def check_view_output(user, output):
@@ -90,10 +101,13 @@ def check_view_output(user, output):
 
 
 def can_view_published_crate(user, job):
-    """The published results crate: the project's members, the TRE's staff and auditors."""
-    return bool(actor_kinds(job, user) & {RESEARCHER, OFFICER, CHECKER}) or can_view_request(
-        user, job.request
-    )
+    """The published results crate (it carries the released files): the project's acting members, the
+    job's TRE's checkers and officers, and auditors. Not removed or lapsed members, nor other TREs' staff."""
+    if permissions.can_receive_outputs(user, job.request.project, [job.tre_id]) or permissions.can_view_audit(
+        user
+    ):
+        return True
+    return bool(actor_kinds(job, user) & {OFFICER, CHECKER})
 
 
 def check_view_published_crate(user, job):
@@ -150,7 +164,7 @@ def check_decide_combined(user, release):
 
 def can_download_combined(user, release):
     """A released combination goes to the project's active members."""
-    return release.status == release.Status.RELEASED and permissions.is_member_at_any(
+    return release.status == release.Status.RELEASED and permissions.can_receive_outputs(
         user, release.request.project, [o.job.tre_id for o in release.sources.select_related("job")]
     )
 

@@ -19,6 +19,11 @@ def tell_officers(sender, job, **kwargs):
     notifications.review_needed(job)
 
 
+@receiver(signals.job_failed, dispatch_uid="reviews.job_failed")
+def tell_researchers_of_failure(sender, job, **kwargs):
+    notifications.job_failed(job)
+
+
 @receiver(signals.job_resubmitted, dispatch_uid="reviews.job_resubmitted")
 def carry_over_decisions(sender, job, previous_version, version, by, **kwargs):
     services.carry_over(job, previous_version=previous_version, version=version, by=by)

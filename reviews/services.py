@@ -149,6 +149,8 @@ def decide_step(job, step, outcome, rationale="", *, by):
         if step == Step.SIGN_OFF:
             return _sign_off(job, outcome, rationale, by=by)
         findings = evidence.evidence_for(job, step)
+        if outcome == Outcome.APPROVE and not evidence.is_clear(findings):
+            _require_override_reason(rationale, [f for f in findings if not f["ok"]])
         decision = StepDecision.objects.create(
             job=job,
             version=job.version,
@@ -176,6 +178,17 @@ def decide_step(job, step, outcome, rationale="", *, by):
             transition(job, S.REJECTED, by=by, message=rationale, extra={"step": step})
             notifications.decision_made(job, f"{job.tre} rejected your request", rationale)
         return decision
+
+
+def _require_override_reason(rationale, unmet):
+    """Approving against an automated check that is not met needs a written reason (kept and certified)."""
+    if not rationale:
+        raise ValidationError(
+            {
+                "rationale": f"An automated check is not met ({unmet[0]['message']}). Write why you approve "
+                "anyway: the reason is kept with the decision and printed on the certificate."
+            }
+        )
 
 
 def _agreement_for(job):
@@ -228,6 +241,10 @@ def _sign_off(job, outcome, rationale, *, by):
         if missing:
             raise ReviewError(f"Approve {', '.join(missing)} before signing off.")
     findings = evidence.all_evidence(job)
+    if outcome == Outcome.APPROVE:
+        unmet = [f for items in findings.values() for f in items if not f["ok"]]
+        if unmet:
+            _require_override_reason(rationale, unmet)
     decision = StepDecision.objects.create(
         job=job,
         version=job.version,

@@ -5,7 +5,7 @@ import logging
 from django.core.mail import send_mail
 from django.utils import timezone
 
-from reviews import services
+from reviews import notifications, services
 from reviews.models import Notification
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ def send_notification_email(notification_id):
     if notification.url:
         body = f"{body}\n\n{notification.url}".strip()
     try:
-        send_mail(notification.subject, body, None, [notification.recipient.email])
+        send_mail(notifications.one_line(notification.subject), body, None, [notification.recipient.email])
     except Exception:
         # Release the claim so the retry can send it.
         Notification.objects.filter(pk=notification_id).update(emailed_at=None)

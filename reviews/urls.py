@@ -19,6 +19,7 @@ urlpatterns = [
         "jobs/<int:pk>/outputs/certificate.pdf", output_views.release_certificate, name="release_certificate"
     ),
     path("jobs/<int:pk>/outputs/published.zip", output_views.published_crate, name="published_crate"),
+    path("outputs/", output_views.output_queue, name="output_queue"),
     path("outputs/<int:pk>/", output_views.output_detail, name="output_detail"),
     path("outputs/<int:pk>/download/", output_views.output_download, name="output_download"),
     path("outputs/<int:pk>/vote/", output_views.output_vote, name="output_vote"),

@@ -12,12 +12,12 @@ from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from crates import dispatch
+from crates import dispatch, explain
 from crates import permissions as crate_permissions
 from crates import summary as summaries
 from crates.models import Job
 from crates.permissions import can_cancel
-from crates.transitions import can_transition
+from crates.transitions import TERMINAL, can_transition
 from portal import audit, permissions
 from portal.errors import Refusal, message_of
 from portal.models import TRE
@@ -156,7 +156,19 @@ def _job_context(request, job):
         "summary": job.version.summary or {},
         "crosscheck": (job.version.crosscheck or {}).get("findings", []),
         "output_states": [S.OUTPUT_REVIEW, S.OUTPUT_CHANGES_REQUESTED, S.RELEASED, S.WITHHELD],
+        "failure": explain.failure(job, lease=getattr(job, "lease", None)),
+        "now": explain.NOW.get(job.status, ""),
+        "poll_seconds": _poll_seconds(job),
+        "can_certify": bool(decisions) or job.decisions.exists(),
     }
+
+
+def _poll_seconds(job):
+    """How often the job page refreshes its status: often while the TRE works, slowly while people
+    decide, never once the job has ended."""
+    if job.status in TERMINAL:
+        return None
+    return 3 if job.status in explain.IN_PROGRESS else 20
 
 
 @login_required
@@ -167,6 +179,8 @@ def job_detail(request, pk):
     template = "reviews/job_detail.html"
     if request.htmx and request.htmx.target == "review-steps":
         template += "#review-steps"
+    elif request.htmx and request.htmx.target == "job-status":
+        template += "#job-status"
     return render(request, template, context)
 
 
@@ -206,6 +220,17 @@ def job_decide(request, pk, step):
     job = _get_job(request.user, pk)
     outcome, rationale = request.POST.get("outcome", ""), request.POST.get("rationale", "")
     label = Step(step).label if step in Step.values else step
+    if request.htmx and step in CHECK_STEPS:
+        # One of the four steps: swap the steps in place, so the officer stays where they were reading.
+        # (Sign-off changes the job's status, so the whole page is loaded again.)
+        try:
+            services.decide_step(job, step, outcome, rationale, by=request.user)
+        except (Refusal, ValidationError, PermissionDenied) as exc:
+            messages.error(request, message_of(exc) or "You may not do that.")
+        else:
+            messages.success(request, f"{label}: decision recorded.")
+        job = _get_job(request.user, pk)
+        return render(request, "reviews/job_detail.html#review-steps", _job_context(request, job))
     return _act(
         request,
         job,
@@ -247,6 +272,9 @@ def job_certificate(request, pk):
 
     job = _get_job(request.user, pk)
     context = _job_context(request, job)
+    if not context["can_certify"]:
+        messages.info(request, "No decision has been made on this job yet, so there is nothing to certify.")
+        return redirect(job)
     context["all_decisions"] = job.decisions.select_related("decided_by", "version").order_by("decided_at")
     context["generated_by"] = request.user
     html = render_to_string("reviews/certificate.html", context)

@@ -22,6 +22,10 @@ def _media_root(settings, tmp_path):
             "BACKEND": "django.core.files.storage.FileSystemStorage",
             "OPTIONS": {"location": tmp_path / "media"},
         },
+        "audit_digests": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "audit-digests"},
+        },
     }
 
 
@@ -306,3 +310,23 @@ def sign_in(client, user, password=TEST_PASSWORD):
         response = client.post(reverse("mfa_authenticate"), {"code": code})
         assert response.status_code == 302, response.content.decode()[:2000]
     return client
+
+
+@pytest.fixture(autouse=True)
+def _audit_flushable(request):
+    """Transactional tests end with a flush, which on SQLite DELETEs every row: the append-only triggers
+    (portal migration 0011) are dropped for that flush. They are made again when the next transactional
+    test starts (pytest-django runs those after the others), and by `ensure_append_only` where a test needs them."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = (marker is not None and marker.kwargs.get("transaction")) or any(
+        name in request.fixturenames for name in ("transactional_db", "live_server")
+    )
+    if not transactional:
+        yield
+        return
+    from tests.audit_helpers import drop_sqlite_triggers, ensure_append_only
+
+    request.getfixturevalue("transactional_db")
+    ensure_append_only()
+    yield
+    drop_sqlite_triggers()

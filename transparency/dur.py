@@ -16,16 +16,15 @@ The lookups (the template's allowed values) live in `portal.dur_lookups`, so `po
 them as choices without importing this module.
 """
 
-import csv
 import io
 import json
-import re
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from django.utils import timezone
 
+from portal import csvexport
 from portal.dur_lookups import (  # noqa: F401  (the register's lookups, read as dur.<name>)
     ARTICLE6_TEXT,
     ARTICLE9_TEXT,
@@ -397,10 +396,6 @@ def register_entries():
     return entries, skipped
 
 
-# Spreadsheet programs run cells that start with these as formulas (CSV injection).
-_FORMULA_START = re.compile(r"^[=+\-@\t\r]")
-
-
 def _csv_cell(column, value):
     if _is_empty(value):
         return ""
@@ -411,7 +406,7 @@ def _csv_cell(column, value):
         text = ",".join(value)
     else:
         text = str(value)
-    return "'" + text if _FORMULA_START.match(text) else text
+    return text  # made safe for spreadsheets by portal.csvexport
 
 
 def _json_value(column, value):
@@ -425,7 +420,7 @@ def _json_value(column, value):
 def to_csv(entries):
     """The entries as CSV text: the template's header row, then one row per entry."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csvexport.writer(out, lineterminator="\r\n")
     writer.writerow(HEADERS)
     for entry in entries:
         writer.writerow([_csv_cell(column, entry[column.field]) for column in COLUMNS])

@@ -1,4 +1,4 @@
-"""Governance officers moderate the questions the public asks about projects."""
+"""Governance officers and PPIE members moderate the questions the public asks about projects."""
 
 from functools import wraps
 
@@ -23,8 +23,10 @@ def officer_with_mfa(view):
     def wrapper(request, *args, **kwargs):
         if permissions.needs_mfa_setup(request.user):
             return redirect(f"{reverse('mfa_activate_totp')}?next={request.path}")
-        if not permissions.is_officer(request.user):
-            raise PermissionDenied("Only governance officers moderate questions from the public.")
+        if not (permissions.is_officer(request.user) or permissions.is_ppie(request.user)):
+            raise PermissionDenied(
+                "Only governance officers and PPIE members moderate questions from the public."
+            )
         return view(request, *args, **kwargs)
 
     return login_required(wrapper)

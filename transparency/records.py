@@ -334,6 +334,15 @@ def public_outputs_prefetch(to_attr="published_output_records"):
     )
 
 
+def all_published_results(limit=50):
+    """Every released output a project chose to publish, newest first (for PPIE oversight)."""
+    return (
+        PublicOutput.objects.filter(output__status="released")
+        .select_related("project", "output__job__tre")
+        .order_by("-output__released_at", "pk")[:limit]
+    )
+
+
 def published_outputs(project):
     """The released outputs the project's lead chose to publish, newest first, each with an absolute
     link to its public download. Reads the prefetch of `public_outputs_prefetch()` when present."""

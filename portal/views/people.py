@@ -1,6 +1,5 @@
 """The home page, dashboards, people, accreditations, API tokens and the audit trail."""
 
-import csv
 import json
 from datetime import timedelta
 
@@ -12,10 +11,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from portal import accounts, audit, permissions, roles, services
+from portal import accounts, audit, csvexport, permissions, ppie, roles, services, todo
 from portal.forms import AccreditationForm, AuditFilterForm, ProfileForm, TokenForm
 from portal.models import (
     Accreditation,
@@ -81,6 +81,18 @@ def dashboard(request):
                 tre__in=tres, status=DataAccessAgreement.Status.ACTIVE, valid_until__lte=today + SOON
             ).select_related("project", "tre"),
         }
+    context["ppie_asks"] = [
+        (project, review)
+        for project in user.projects_led.filter(approvals__status=Decision.PENDING)
+        .distinct()
+        .prefetch_related("ppie_reviews")
+        for state, review in [ppie.state(project)]
+        if state == ppie.PLAINER
+    ]
+    context["sections"] = [
+        render_to_string(section.template, section.context, request=request)
+        for section in todo.sections_for(user)
+    ]
     context["is_auditor"] = permissions.can_view_audit(user)
     context["is_researcher"] = permissions.has_role(user, roles.RESEARCHER)
     return render(request, "portal/dashboard.html", context)
@@ -274,7 +286,7 @@ def audit_export(request, fmt):
         message=f"format={fmt} {request.GET.urlencode()}",
     )
     if fmt == "csv":
-        writer = csv.writer(_Echo())
+        writer = csvexport.writer(_Echo())
 
         def rows():
             yield writer.writerow(EXPORT_FIELDS)
@@ -300,5 +312,5 @@ def audit_export(request, fmt):
 @login_required
 def audit_verify(request):
     permissions.check_view_audit(request.user)
-    problem = audit.verify_chain()
+    problem = audit.verify_chain() or audit.verify_against_published()
     return render(request, "portal/audit_verify.html", {"problem": problem, "digest": audit.head_digest()})

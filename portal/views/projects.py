@@ -99,6 +99,7 @@ def project_detail(request, pk):
             "decision_form": DecisionForm(),
             "invite_form": InviteForm(),
             "approval_form": RequestApprovalForm(),
+            "show_ppie": any(a.tre.ppie_review != "off" for a in approvals),
         },
     )
 

@@ -169,9 +169,9 @@ def approvals_queue(request, slug):
         "portal/approvals_queue.html",
         {
             "tre": tre,
-            "project_approvals": ProjectApproval.objects.filter(
-                tre=tre, status=Decision.PENDING
-            ).select_related("project__lead"),
+            "project_approvals": ProjectApproval.objects.filter(tre=tre, status=Decision.PENDING)
+            .select_related("project__lead")
+            .prefetch_related("project__ppie_reviews"),
             "membership_approvals": MembershipApproval.objects.filter(
                 tre=tre, status=Decision.PENDING, membership__status__in=["pending", "active"]
             ).select_related("membership__project", "membership__person__profile"),

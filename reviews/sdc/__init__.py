@@ -27,10 +27,11 @@ from reviews.sdc.policy import (
     strictest,
 )
 from reviews.sdc.report import Report, Skipped, Unreadable, check_paths
-from reviews.sdc.verdicts import Cell, FileResult, Flag, Rule, Verdict, worst
+from reviews.sdc.verdicts import RULE_TEXT, Cell, FileResult, Flag, Rule, Verdict, redact, worst
 
 __all__ = [
     "ACRO_CHECK_RULES",
+    "RULE_TEXT",
     "ACRO_POLICY",
     "DEFAULT_POLICY",
     "OUTPUT_KINDS",
@@ -51,6 +52,7 @@ __all__ = [
     "check_degrees_of_freedom",
     "check_file",
     "check_paths",
+    "redact",
     "check_table_bytes",
     "is_supported_version",
     "kind_for",

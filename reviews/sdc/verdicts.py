@@ -192,3 +192,60 @@ class FileResult:
             "comments": list(self.comments),
             "label_columns": list(self.label_columns),
         }
+
+
+# What each rule means, in words that quote no value: what a researcher reads before release.
+RULE_TEXT = {
+    Rule.THRESHOLD: "A count is below the minimum cell count.",
+    Rule.ZEROS: "A zero count, which this policy treats as disclosive.",
+    Rule.DOMINANCE: "A few contributors dominate this cell.",
+    Rule.P_RATIO: "The p% rule: one contribution could be estimated too closely.",
+    Rule.MISSING: "Some contributions are missing.",
+    Rule.NEGATIVE: "A count or contribution is negative.",
+    Rule.ROUNDING: "A count is not rounded as the policy requires.",
+    Rule.DOF: "Too few residual degrees of freedom.",
+    Rule.ALL_SAME: "Every contribution to this cell is the same.",
+    Rule.SUPPRESSED: "A suppressed cell whose suppression needs checking.",
+    Rule.KIND: "This kind of output is not permitted.",
+    Rule.FORMAT: "The file cannot be read as the table it claims to be.",
+    Rule.MANUAL: "No automatic check applies: a person must inspect it.",
+    Rule.INTEGRITY: "The file does not match what ACRO checked.",
+    Rule.APPETITE: "ACRO ran with a laxer risk appetite than this policy.",
+    Rule.ACRO: "ACRO's own checks did not pass.",
+}
+_REDACTED_FLAG_KEYS = ("file", "row", "column", "field", "position", "line", "rule", "verdict")
+_REDACTED_KEYS = (
+    "path",
+    "verdict",
+    "kind",
+    "shape",
+    "source",
+    "policy_version",
+    "cells_checked",
+    "label_columns",
+    "justification",
+)
+
+
+def redact(result: dict[str, Any] | None) -> dict[str, Any]:
+    """A file's result (``FileResult.to_dict()``) as it may be shown before release to someone who is not
+    its checker: verdicts, rule names and cell positions, never the flagged values.
+
+    Values, the checks' messages (which quote them), notes and ACRO's comments are left out; each flag's
+    message is its rule's plain description. ``justification`` is the researcher's own text and stays.
+    """
+    result = result or {}
+    shown = {key: result[key] for key in _REDACTED_KEYS if key in result}
+    flags = []
+    for flag in result.get("flags") or []:
+        kept = {key: flag[key] for key in _REDACTED_FLAG_KEYS if key in flag}
+        try:
+            kept["message"] = RULE_TEXT[Rule(flag.get("rule"))]
+        except ValueError:
+            kept["message"] = "A disclosure rule flagged this."
+        flags.append(kept)
+    shown["flags"] = flags
+    shown["notes"] = []
+    shown["comments"] = []
+    shown["redacted"] = True
+    return shown

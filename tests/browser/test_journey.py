@@ -241,7 +241,7 @@ def test_a_request_travels_from_researcher_to_public_through_the_browser(
         card.get_by_label(re.compile("Rationale")).fill("All five safes are met for this TRE.")
         card.get_by_role("button", name="Record decision").click()
         expect(page.get_by_text("Sign-off: decision recorded.")).to_be_visible()
-        expect(page.locator("h1 + p")).to_contain_text("Queued")
+        expect(page.locator("#job-status")).to_contain_text("Queued")
         review.check("signed off")
         review.close()
 
@@ -310,7 +310,7 @@ def test_a_request_travels_from_researcher_to_public_through_the_browser(
     researcher.check("request released")
     for tre in (tre_a, tre_b):
         page.get_by_role("link", name=tre.name, exact=True).click()
-        expect(page.locator("h1 + p")).to_contain_text("Released")
+        expect(page.locator("#job-status")).to_contain_text("Released")
         researcher.check(f"job at {tre.name}")
         page.get_by_role("link", name="Outputs", exact=True).click()
         researcher.check(f"outputs at {tre.name}")

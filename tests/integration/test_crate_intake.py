@@ -190,6 +190,28 @@ def test_htmx_polling_gets_just_the_status_fragment(
     assert body.lstrip().startswith('<div id="version-status"')
     assert "<html" not in body
     assert fragment["Vary"] and "HX-Request" in fragment["Vary"]
+    # Checked now: the jobs at each TRE and the summary exist, so the poll asks for the whole page once.
+    assert request.versions.get().is_final and fragment["HX-Refresh"] == "true"
+
+
+def test_a_poll_while_the_crate_is_being_checked_does_not_reload_the_page(
+    client, alice, tre_a, registry, crate_zip
+):
+    client.force_login(alice)
+    client.post(
+        reverse("request_create"),
+        {
+            "project": registry["project"].pk,
+            "tres": [tre_a.pk],
+            "title": "Still checking",
+            "crate": _upload(crate_zip),
+        },
+    )
+    request = Request.objects.get()
+    assert not request.versions.get().is_final  # validation runs on commit, which this test never reaches
+    fragment = client.get(request.get_absolute_url(), headers={"HX-Request": "true"})
+    assert fragment.status_code == 200 and "HX-Refresh" not in fragment
+    assert 'hx-trigger="every 2s"' in fragment.content.decode()
 
 
 def test_a_version_still_being_checked_asks_htmx_to_poll(client, alice, tre_a, registry, crate_zip):

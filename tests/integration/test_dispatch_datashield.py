@@ -223,7 +223,7 @@ def queue_analysis(site, registry, alice, olivia, capture, calls):
         assert job.workflow is not None and job.workflow.workflow_id == WORKFLOW_ID
         shown = evidence.evidence_for(job, Step.SAFE_SETTINGS)
         for step in CHECK_STEPS:
-            review_services.decide_step(job, step, "approve", by=olivia)
+            review_services.decide_step(job, step, "approve", "Checked by hand.", by=olivia)
         review_services.decide_step(job, Step.SIGN_OFF, "approve", "All five safes met.", by=olivia)
         job.refresh_from_db()
         frozen = StepDecision.objects.get(job=job, step=Step.SAFE_SETTINGS).evidence

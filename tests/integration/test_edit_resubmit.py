@@ -46,7 +46,7 @@ def first_version(client, alice, olivia, tre_a, registry, django_capture_on_comm
     job = Job.objects.get()
     review_services.start_review(job, by=olivia)
     for step in (Step.SAFE_PEOPLE, Step.SAFE_PROJECT, Step.SAFE_DATA):
-        review_services.decide_step(job, step, "approve", by=olivia)
+        review_services.decide_step(job, step, "approve", "Checked by hand.", by=olivia)
     review_services.decide_step(job, Step.SAFE_SETTINGS, "changes", "Use adults from 21.", by=olivia)
     job.refresh_from_db()
     assert job.status == "changes_requested"

@@ -147,7 +147,7 @@ def test_differencing_against_each_tre_is_flagged(
     outputs.check_outputs(upload.pk)
     output = job_b.outputs.get()
     for checker in checkers_b:
-        outputs.vote(output, "approve", by=checker)  # the checkers accepted the 4, as they may
+        outputs.vote(output, "approve", "Accepted after discussion with the TRE.", by=checker)  # as they may
     outputs.release(output, by=checkers_b[0])
     release = federation.combine(two_tre_request, "by_age.csv", by=alice)
     assert release.table["rows"] == [["18-39", "125", "235", "4"]]

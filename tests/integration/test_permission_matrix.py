@@ -296,7 +296,8 @@ def _outcome(response):
 
 
 def test_every_role_against_every_page(everyone, new_job, tre_a):
-    job = new_job()
+    # Decided (changes asked for), so its decision certificate has something to certify.
+    job = new_job("changes_requested")
     project = job.request.project
     agreement = project.agreements.get()
     alice = everyone["alice"]

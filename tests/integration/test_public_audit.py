@@ -4,13 +4,13 @@ from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
-from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 from lxml import html
 
 from portal import audit
 from portal.audit import AuditChainHead, AuditEvent
+from tests.audit_helpers import raw_sql
 from transparency import digests
 from transparency import tasks as transparency_tasks
 
@@ -29,13 +29,8 @@ def _chain(n):
 
 
 def _raw_sql(sql, params=()):
-    """Rewrite the table as someone with database access would, bypassing the model and the trigger."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("ALTER TABLE portal_auditevent DISABLE TRIGGER portal_auditevent_append_only")
-        cursor.execute(sql, params)
-        if connection.vendor == "postgresql":
-            cursor.execute("ALTER TABLE portal_auditevent ENABLE TRIGGER portal_auditevent_append_only")
+    """Tamper with the table as an attacker with database access would, past the append-only triggers."""
+    raw_sql(sql, params)
 
 
 def _rewrite_history_and_recompute_hashes(position, message):

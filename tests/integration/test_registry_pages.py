@@ -75,6 +75,7 @@ def test_officer_changes_tre_policy_and_it_is_audited(client, olivia, tre_a):
             "rounding_base": 5,
             "required_output_checkers": 2,
             "on_disagreement": "ask_another",
+            "ppie_review": "required",
             "allowed_executors": ["cwl"],
         },
     )
@@ -82,8 +83,10 @@ def test_officer_changes_tre_policy_and_it_is_audited(client, olivia, tre_a):
     tre_a.refresh_from_db()
     assert (tre_a.min_cell_count, tre_a.rounding_base, tre_a.allowed_executors) == (20, 5, ["cwl"])
     assert tre_a.on_disagreement == "ask_another"
+    assert tre_a.ppie_review == "required"
     event = AuditEvent.objects.get(verb="tre.updated")
     assert event.before["min_cell_count"] == 10 and event.after["min_cell_count"] == 20
+    assert (event.before["ppie_review"], event.after["ppie_review"]) == ("advisory", "required")
 
 
 def test_tre_policy_refuses_out_of_range_values(client, olivia, tre_a):
@@ -464,8 +467,10 @@ def test_token_is_shown_once_and_works_against_the_api(client, alice):
 def test_auditor_filters_and_exports(client, audrey, project, tre_a):
     login(client, audrey)
     page = client.get(reverse("audit_list"), {"verb": "membership.", "project": project.identifier})
-    assert "membership.approved" in page.content.decode()
-    assert "agreement.activated" not in page.content.decode()
+    # Events read as sentences; the codes stay in the exports.
+    assert "Approved a member at this TRE" in page.content.decode()
+    assert "membership.approved" not in page.content.decode()
+    assert "Put a data-access agreement in force" not in page.content.decode()
     csv_body = b"".join(
         client.get(reverse("audit_export", args=["csv"]), {"tre": tre_a.slug}).streaming_content
     )

@@ -5,6 +5,7 @@ from django.db import connection, transaction
 
 from portal import audit
 from portal.audit import AuditChainHead, AuditEvent
+from tests.audit_helpers import ensure_append_only, raw_sql
 
 pytestmark = pytest.mark.django_db
 
@@ -16,13 +17,8 @@ def _chain(n=5):
 
 
 def _raw_sql(sql, params=()):
-    """Tamper with the table as an attacker with database access would, bypassing the model."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("ALTER TABLE portal_auditevent DISABLE TRIGGER portal_auditevent_append_only")
-        cursor.execute(sql, params)
-        if connection.vendor == "postgresql":
-            cursor.execute("ALTER TABLE portal_auditevent ENABLE TRIGGER portal_auditevent_append_only")
+    """Tamper with the table as an attacker with database access would, past the append-only triggers."""
+    raw_sql(sql, params)
 
 
 def test_chain_links_each_event_to_the_one_before():
@@ -64,13 +60,24 @@ def test_models_refuse_updates_and_deletes():
         AuditEvent.objects.all().delete()
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigger exists on PostgreSQL only")
-def test_postgresql_refuses_raw_updates():
+def test_the_database_refuses_raw_updates_and_deletes():
+    """On SQLite as on PostgreSQL: a trigger aborts UPDATE and DELETE on audit rows (migrations 0002, 0011)."""
     from django.db import DatabaseError
 
+    ensure_append_only()  # a transactional test's flush may have dropped them in this test database
     event = _chain(1)[0]
-    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("UPDATE portal_auditevent SET verb = 'x' WHERE id = %s", [event.pk])
+    for sql in (
+        "UPDATE portal_auditevent SET verb = 'x' WHERE id = %s",
+        "DELETE FROM portal_auditevent WHERE id = %s",
+    ):
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as c,
+        ):
+            c.execute(sql, [event.pk])
+    assert AuditEvent.objects.get(pk=event.pk).verb == event.verb
+    assert audit.verify_chain() is None
 
 
 def test_editing_a_row_is_caught():

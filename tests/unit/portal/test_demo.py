@@ -12,7 +12,10 @@ def test_seed_demo_builds_the_federation_and_is_idempotent(capsys):
     out = capsys.readouterr().out
     assert "olivia@example.org" in out and "five-safes-demo" in out
     assert TRE.objects.count() == 3
-    assert Project.objects.count() == 2
+    assert Project.objects.count() == 3
+    # pat has a lay summary to read: Taybridge requires PPIE review and PRJ-2026-0003 waits there.
+    assert TRE.objects.get(slug="taybridge").ppie_review == "required"
+    assert Project.objects.get(identifier="PRJ-2026-0003").approvals.get().status == "pending"
     assert DataAccessAgreement.objects.filter(status="active").count() == 3
     # dan's accreditation has expired, so the sweep lapsed his membership.
     assert Membership.objects.get(person__username="dan").status == Membership.Status.LAPSED
