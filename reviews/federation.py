@@ -12,6 +12,8 @@ waits for an output checker's decision.
 import csv
 import hashlib
 import io
+import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -23,7 +25,7 @@ from django.utils import timezone
 
 from portal import audit
 from portal.errors import Refusal
-from reviews import notifications, outputs
+from reviews import notifications, outputs, pooling
 from reviews.models import CombinedRelease, OutputFile
 from reviews.permissions import check_combine, check_decide_combined
 from reviews.sdc import check_table_bytes, strictest
@@ -314,3 +316,78 @@ def decide(release, approve, rationale="", *, by):
         project=release.request.project,
     )
     return release
+
+
+# --------------------------------------------------------------------------- pooled DataSHIELD regressions
+_GLM_OUTPUT_RE = re.compile(r"^call-\d{2}-glmDS2\.json$")
+_GLM_CALL_RE = re.compile(
+    r"^glmDS2\('([^']+)', '([a-z]+)', '([^']+)', NULL, NULL, '([A-Za-z][A-Za-z0-9_]{0,31})'\)$"
+)
+
+
+def glm_round(request, *, by, previous_deviance=None):
+    """Pool the released ``glmDS2`` answers of ``request`` (one per TRE) into the next round of ``ds.glm``.
+
+    Every TRE must have released its answer to the same call (formula, family, coefficients, data symbol);
+    the answers pass :func:`reviews.pooling.check_glm_answers` before anything is pooled. Returns the pooled
+    step: the coefficients sent, the next ones, the pooled deviance and counts, whether the deviance has
+    converged against ``previous_deviance`` (the last round's), and the call to send in the next round.
+    """
+    released = list(
+        OutputFile.objects.filter(job__request=request, status=OutputFile.Status.RELEASED)
+        .select_related("job__tre", "job__request__project")
+        .order_by("job__tre__slug", "pk")
+    )
+    sources = [output for output in released if _GLM_OUTPUT_RE.match(output.name)]
+    if not sources:
+        raise CombineError("No TRE has released a regression answer (a glmDS2 call) for this request.")
+    check_combine(by, [output.job for output in sources])
+    answers, calls = [], set()
+    for output in sources:
+        where = str(output.job.tre)
+        try:
+            with output.stored.open("rb") as handle:
+                document = json.loads(handle.read().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            raise CombineError(f"The regression answer from {where} is not readable JSON.") from None
+        if not isinstance(document, dict) or document.get("status") != "completed":
+            raise CombineError(
+                f"The regression call at {where} did not complete, so there is nothing to pool."
+            )
+        match = _GLM_CALL_RE.match(str(document.get("call", "")))
+        if match is None:
+            raise CombineError(f"The answer from {where} is not one glmDS2 call the portal can pool.")
+        calls.add(match.groups())
+        try:
+            answers.append(pooling.read_glm_answer(where, document.get("result")))
+        except pooling.PoolingError as exc:
+            raise CombineError(str(exc)) from None
+    if len(calls) != 1:
+        raise CombineError("The TREs answered different regression calls; a round pools one call.")
+    formula, family, sent, symbol = calls.pop()
+    try:
+        beta = [float(value) for value in sent.split(",")]
+        pooling.check_glm_answers(answers, n_params=len(beta))
+        step = pooling.glm_step(answers, beta)
+    except ValueError:
+        raise CombineError("The coefficients in the call are not numbers.") from None
+    except pooling.PoolingError as exc:
+        raise CombineError(str(exc)) from None
+    converged = (
+        previous_deviance is not None
+        and abs(step.deviance - previous_deviance) / (abs(step.deviance) + 0.1) < pooling.EPSILON
+    )
+    next_call = (
+        f"glmDS2('{formula}', '{family}', '{pooling.beta_text(step.beta_next)}', NULL, NULL, '{symbol}')"
+    )
+    return {
+        "formula": formula,
+        "family": family,
+        "coefficients_sent": beta,
+        "coefficients_next": list(step.beta_next),
+        "deviance": step.deviance,
+        "n_valid": step.n_valid,
+        "per_tre_n": {answer.tre: answer.n_valid for answer in answers},
+        "converged": converged,
+        "next_call": next_call,
+    }

@@ -7,6 +7,7 @@
 ``tes``            the whole job handed to the TRE's GA4GH TES server as one task
 ``datashield``     approved DataSHIELD aggregate calls run on the TRE's Opal (no free-form R)
 ``bitfount``       the approved Bitfount task run on approved pods by ``bitfount run_modeller``
+``wfexs``          the approved workflow handed to WfExS-backend's command line with a staging file
 =================  =============================================================================
 
 Each executor's module is imported only when a route of this TRE names it, so an agent with no ``tes``
@@ -32,6 +33,7 @@ _REGISTRY: Mapping[str, tuple[str, str]] = {
     "tes": ("agent.executors.tes", "TesExecutor"),
     "datashield": ("agent.executors.datashield", "DataShieldExecutor"),
     "bitfount": ("agent.executors.bitfount", "BitfountExecutor"),
+    "wfexs": ("agent.executors.wfexs", "WfExSExecutor"),
 }
 
 

@@ -35,7 +35,14 @@ case: success, refusal by Opal, failure, timeout and cancellation. The token is 
 A command that Opal reports ``FAILED`` (typically a DataSHIELD disclosure check such as "FAILED: Nvalid
 less than nfilter.tab") is an answer, not a fault: it is recorded for its call and the other calls still
 run. A call that Opal refuses outright, a failed assignment or assign call, a timeout or a lost server fail
-the job. Formulas (``glmDS1``/``glmDS2`` regressions) are not accepted: the grammar has no ``~``.
+the job.
+
+Regressions: a quoted argument holding ``~`` is a model formula and must follow :func:`parse_formula`
+(a response, ``~``, variables joined by ``+``, ``a:b``/``a*b`` interactions, ``1``/``0``/``-1``; no
+functions, powers or dots), so ``glmDS2('SBP~AGE+SEX', 'binomial', '0,0,0', NULL, NULL, 'D')`` passes and
+``'SBP~log(AGE)'`` is refused. ``glmDS2`` answers hold only X'WX, the score vector, the deviance and counts
+at the coefficients the portal sent; the portal pools them across TREs (``reviews.pooling``; see
+``docs/executors/datashield.md``).
 
 Outputs: ``call-NN-<function>.json`` per call (the call, its status, the result and its validity message,
 or Opal's error message), plus ``summary.json`` and ``summary.csv``. The Opal version (``X-Opal-Version``)
@@ -78,6 +85,7 @@ __all__ = [
     "DataShieldExecutor",
     "DataShieldOptions",
     "parse_call",
+    "parse_formula",
 ]
 
 OPAL_URL = "https://www.obiba.org/pages/products/opal/"
@@ -101,6 +109,9 @@ _TOKEN_RE = re.compile(
 )
 # What a quoted argument may hold: dsBase passes variable names ('D$AGE'), lists of them and levels.
 _STRING_CONTENT_RE = re.compile(r"^[A-Za-z0-9_.$, -]*$")
+_FORMULA_VARIABLE = rf"{_IDENTIFIER}(?:\${_IDENTIFIER})?"
+_FORMULA_TERM = rf"(?:{_FORMULA_VARIABLE}(?:[:*]{_FORMULA_VARIABLE}){{0,3}}|[01])"
+_FORMULA_RE = re.compile(rf"^{_FORMULA_VARIABLE}~{_FORMULA_TERM}(?:\+{_FORMULA_TERM}){{0,49}}(?:-1)?$")
 _LITERALS = frozenset({"TRUE", "FALSE", "NULL", "NA"})
 _RESERVED = frozenset(
     {"if", "else", "repeat", "while", "function", "for", "in", "next", "break", "Inf", "NaN"}
@@ -183,6 +194,26 @@ def parse_call(source: str) -> Call:
     return Call(function, f"{function}({', '.join(arguments)})", frozenset(symbols))
 
 
+def parse_formula(source: str) -> str:
+    """Check a regression formula given as a quoted argument and return its canonical text.
+
+    The grammar is the plain part of R's model formulae that ``glmDS1``/``glmDS2`` take: a response, ``~``,
+    then terms joined by ``+``; a term is a variable (``AGE`` or ``D$AGE``), an interaction of variables
+    (``AGE:SEX``, ``AGE*SEX``) or the intercept markers ``1``/``0``; ``-1`` may end the formula. No
+    function calls, transformations (``I()``, ``log()``), powers, offsets or dots, so nothing in a formula
+    is evaluated as R code beyond naming variables. Spaces are removed.
+    """
+    if len(source) > MAX_STRING_CHARS:
+        raise CallError(f"a formula is at most {MAX_STRING_CHARS} characters")
+    compact = re.sub(r"[ \t]+", "", source)
+    if not _FORMULA_RE.match(compact):
+        raise CallError(
+            f"the formula {source!r} is not 'response ~ term + term ...' with plain variable names "
+            "(terms may be a:b or a*b interactions, 1, 0, and a final -1)"
+        )
+    return compact
+
+
 def _tokenize(source: str) -> list[tuple[str, str]]:
     tokens: list[tuple[str, str]] = []
     position = 0
@@ -213,6 +244,8 @@ def _value(token: tuple[str, str], following: tuple[str, str] | None, symbols: s
         return text
     if kind == "string":
         content = text[1:-1]
+        if "~" in content:
+            return f"'{parse_formula(content)}'"
         if len(content) > MAX_STRING_CHARS or not _STRING_CONTENT_RE.match(content):
             raise CallError(
                 f"the string {text} may hold only letters, digits, spaces and . _ $ , - "

@@ -16,6 +16,7 @@ from portal import services as portal_services
 from portal.errors import Refusal
 from reviews.federation import CombineError
 from reviews.outputs import OutputError
+from reviews.pooling import PoolingError
 from reviews.sdc.policy import PolicyError
 from reviews.services import ReviewError
 from tests.conftest import sign_in
@@ -42,6 +43,7 @@ def test_every_domain_refusal_is_a_refusal_with_a_status():
         OutputError,
         CombineError,
         PolicyError,
+        PoolingError,
         dispatch.DispatchError,
     ]
     assert all(issubclass(root, Refusal) for root in roots)

@@ -51,6 +51,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 DSBASE_VERSION = "6.3.4"
 NFILTER_TAB = 3  # dsBase's default nfilter.tab
 NFILTER_CONCENTRATION = 0.9
+NFILTER_GLM = 0.33  # dsBase's default nfilter.glm
 
 
 class CommandFailure(Exception):
@@ -103,8 +104,125 @@ def num_na_ds(xvect: Any) -> int:
     return sum(1 for value in _values(xvect) if value is None)
 
 
+def var_ds(xvect: Any) -> dict[str, Any]:
+    """dsBase's varDS: the sum and sum of squares a pooled variance needs (``ds.var(type="combine")``)."""
+    values = _values(xvect)
+    valid = [value for value in values if value is not None]
+    if valid and len(valid) < NFILTER_TAB:
+        raise CommandFailure("Error : FAILED: Nvalid less than nfilter.tab")
+    return {
+        "Sum": sum(valid),
+        "SumOfSquares": sum(value * value for value in valid),
+        "Nmissing": len(values) - len(valid),
+        "Nvalid": len(valid),
+        "Ntotal": len(values),
+        "ValidityMessage": "VALID ANALYSIS",
+    }
+
+
+def _formula_columns(formula: str, data: Mapping[str, list[Any]]) -> tuple[str, list[str], bool]:
+    response, _, rhs = formula.replace(" ", "").partition("~")
+    intercept = True
+    terms = []
+    for term in rhs.replace("-1", "+0").split("+"):
+        if term in ("0", "1"):
+            intercept = intercept and term == "1"
+            continue
+        terms.append(term)
+
+    def column(name: str) -> str:
+        name = name.split("$", 1)[-1]
+        if name not in data:
+            raise CommandFailure(f"Error in eval(predvars, data, env) : object '{name}' not found")
+        return name
+
+    return column(response), [":".join(column(v) for v in term.split(":")) for term in terms], intercept
+
+
+def glm_ds2(
+    formula: Any,
+    family: Any,
+    beta_vect: Any,
+    offset: Any = None,
+    weights: Any = None,
+    data_name: Any = None,
+    *,
+    session: Session,
+) -> dict[str, Any]:
+    """dsBase's glmDS2: X'WX, the score and the deviance at ``beta.vect`` (no coefficients leave the TRE).
+
+    Complete cases only; the disclosure checks are dsBase's: a saturated model (more parameters than
+    nfilter.glm times the valid rows) and a binary response with a level under nfilter.tab are refused.
+    """
+    if not isinstance(data_name, str) or data_name not in session.symbols:
+        raise CommandFailure(f"Error : object '{data_name}' not found")
+    data = session.symbols[data_name]
+    response, terms, intercept = _formula_columns(str(formula), data)
+    beta = [float(value) for value in str(beta_vect).split(",")]
+    names = sorted({name for term in terms for name in term.split(":")} | {response})
+    rows = []
+    for index in range(len(data[response])):
+        if all(data[name][index] is not None for name in names):
+            x = [1.0] if intercept else []
+            for term in terms:
+                value = 1.0
+                for name in term.split(":"):
+                    value *= float(data[name][index])
+                x.append(value)
+            rows.append((x, float(data[response][index])))
+    p = len(beta)
+    if rows and len(rows[0][0]) != p:
+        raise CommandFailure(f"Error : beta.vect has {p} values for {len(rows[0][0])} parameters")
+    if p > NFILTER_GLM * len(rows):
+        raise CommandFailure(
+            "Error : FAILED: Model has too many parameters, there is a possible risk of disclosure"
+        )
+    if family == "binomial":
+        ones = sum(1 for _, y in rows if y == 1)
+        if min(ones, len(rows) - ones) < NFILTER_TAB:
+            raise CommandFailure(
+                "Error : FAILED: y vector is binary with one category less than filter threshold"
+            )
+    info = [[0.0] * p for _ in range(p)]
+    score = [0.0] * p
+    deviance = 0.0
+    for x, y in rows:
+        eta = sum(a * b for a, b in zip(x, beta, strict=True))
+        if family == "gaussian":
+            mu, mu_eta, variance = eta, 1.0, 1.0
+            deviance += (y - mu) ** 2
+        elif family == "binomial":
+            mu = 1 / (1 + math.exp(-eta))
+            mu_eta = variance = mu * (1 - mu)
+            deviance += -2 * (y * math.log(mu) + (1 - y) * math.log(1 - mu))
+        elif family == "poisson":
+            mu = mu_eta = variance = math.exp(eta)
+            deviance += 2 * ((y * math.log(y / mu) if y > 0 else 0.0) - (y - mu))
+        else:
+            raise CommandFailure(f"Error : family '{family}' is not supported")
+        weight = mu_eta * mu_eta / variance
+        for i in range(p):
+            score[i] += x[i] * weight * (y - mu) / mu_eta
+            for j in range(p):
+                info[i][j] += x[i] * weight * x[j]
+    return {
+        "family": family,
+        "info.matrix": info,
+        "score.vect": [[value] for value in score],  # an R p x 1 matrix, as jsonlite writes it
+        "numsubs": len(rows),
+        "dev": deviance,
+        "Nvalid": len(rows),
+        "Nmissing": len(data[response]) - len(rows),
+        "Ntotal": len(data[response]),
+        "disclosure.risk": 0,
+        "errorMessage2": "No errors",
+    }
+
+
 #: Server-side aggregate functions: name -> (implementation, whether it takes the session).
 FUNCTIONS: dict[str, tuple[Callable[..., Any], bool]] = {
+    "glmDS2": (glm_ds2, True),
+    "varDS": (var_ds, False),
     "meanDS": (mean_ds, False),
     "lengthDS": (length_ds, True),
     "classDS": (class_ds, True),
