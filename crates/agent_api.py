@@ -77,47 +77,22 @@ class IsAgent(BasePermission):
 
 # --- Errors ------------------------------------------------------------------------------------
 
-_STATUS = [
-    (dispatch.JobNotFound, status.HTTP_404_NOT_FOUND),
-    (dispatch.LeaseConflict, status.HTTP_409_CONFLICT),
-    (dispatch.WorkflowUnavailable, status.HTTP_403_FORBIDDEN),
-    (dispatch.WorkflowCrateMissing, status.HTTP_404_NOT_FOUND),
-    (dispatch.UploadTooLarge, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE),
-    (dispatch.BadUploadRequest, status.HTTP_400_BAD_REQUEST),
-    (dispatch.UploadRejected, status.HTTP_422_UNPROCESSABLE_ENTITY),
-]
-
-
-class DispatchRefused(exceptions.APIException):
-    def __init__(self, error):
-        self.status_code = next(
-            (code for kind, code in _STATUS if isinstance(error, kind)), status.HTTP_400_BAD_REQUEST
-        )
-        super().__init__({"detail": error.message, "code": error.code})
-
 
 class ErrorSerializer(serializers.Serializer):
-    """A refusal. For a request that does not validate (code "invalid") the messages for each field are
-    also given under the field's name."""
+    """A refusal, as application/problem+json (RFC 9457). For a request that does not validate (code
+    "invalid") `errors` gives the messages of each field under the field's name."""
 
-    detail = serializers.CharField()
+    type = serializers.CharField(help_text='"about:blank": the status says what kind of problem it is.')
+    title = serializers.CharField(help_text="The HTTP status in words.")
+    status = serializers.IntegerField()
+    detail = serializers.CharField(help_text="What was refused and why, for the person or operator.")
+    instance = serializers.CharField(required=False, help_text="The path that was called.")
     code = serializers.CharField(required=False, help_text="A stable identifier of the refusal.")
-
-
-class InvalidRequest(exceptions.APIException):
-    """A request body that does not validate, answered in the agent API's refusal shape."""
-
-    status_code = status.HTTP_400_BAD_REQUEST
-
-    def __init__(self, error):
-        fields = error.detail if isinstance(error.detail, dict) else {"non_field_errors": error.detail}
-        summary = "; ".join(
-            f"{name}: {' '.join(map(str, messages if isinstance(messages, list) else [messages]))}"
-            for name, messages in fields.items()
-        )
-        super().__init__(
-            {**fields, "detail": f"The request does not validate ({summary}).", "code": "invalid"}
-        )
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="For a request that does not validate: the messages of each field.",
+    )
 
 
 ERRORS = {
@@ -144,29 +119,20 @@ class AgentAPIView(APIView):
                 dispatch.check_job_at_tre(self.request.user, self.kwargs["pk"])
             except dispatch.DispatchError as missing:
                 exc = missing
-        if isinstance(exc, dispatch.DispatchError):
-            exc = DispatchRefused(exc)
-        elif isinstance(exc, exceptions.ValidationError):
-            exc = InvalidRequest(exc)
         return super().handle_exception(exc)
 
     @staticmethod
     def _malformed(exc):
         return isinstance(exc, exceptions.ValidationError) or (
-            isinstance(exc, DispatchRefused)
-            and isinstance(exc.detail, dict)
-            and exc.detail.get("code") == "fencing_token_missing"
+            isinstance(exc, dispatch.DispatchError) and exc.code == "fencing_token_missing"
         )
 
 
 def _fencing_token(request):
     raw = request.headers.get("Fencing-Token", "")
     if not raw.strip().isdigit():
-        raise DispatchRefused(
-            dispatch.DispatchError(
-                "Send the fencing token of your claim in the Fencing-Token header.",
-                code="fencing_token_missing",
-            )
+        raise dispatch.DispatchError(
+            "Send the fencing token of your claim in the Fencing-Token header.", code="fencing_token_missing"
         )
     return int(raw)
 
@@ -219,9 +185,6 @@ class AgentPolicySerializer(serializers.Serializer):
     )
 
 
-_DATETIME = serializers.DateTimeField()
-
-
 class LeasedJobSerializer(serializers.Serializer):
     """A job leased to the agent, with everything needed to run it."""
 
@@ -250,36 +213,6 @@ class LeasedJobSerializer(serializers.Serializer):
     policy = AgentPolicySerializer(
         help_text="The disclosure policy the agent must honour; an agent that cannot honour it refuses the job."
     )
-
-    def to_representation(self, claim):
-        """What the declared fields give, built directly: every claim of every agent is answered with
-        it, and DRF's field-by-field walk cost more than the claim itself (tests hold the two equal)."""
-        job, lease = claim.job, claim.lease
-        return {
-            "id": job.pk,
-            "status": job.status,
-            "request": job.request_id,
-            "title": job.request.title,
-            "project": job.request.project.identifier,
-            "tre": job.tre.slug,
-            "external_identifier": job.version.external_identifier,
-            "fencing_token": lease.fencing_token,
-            "attempt": lease.attempts,
-            "max_attempts": self.get_max_attempts(claim),
-            "claimed_at": _DATETIME.to_representation(lease.claimed_at),
-            "lease_expires_at": None
-            if lease.expires_at is None
-            else _DATETIME.to_representation(lease.expires_at),
-            "heartbeat_seconds": self.get_heartbeat_seconds(claim),
-            "cancel_requested": self.get_cancel_requested(claim),
-            "cancel_reason": lease.cancel_reason,
-            "workflow": self.get_workflow(claim),
-            "crate_url": self.get_crate_url(claim),
-            "workflow_url": self.get_workflow_url(claim),
-            "results_url": self.get_results_url(claim),
-            "results_max_bytes": self.get_results_max_bytes(claim),
-            "policy": claim.policy,
-        }
 
     def _url(self, name, claim):
         return self.context["request"].build_absolute_uri(reverse(name, args=[claim.job.pk]))

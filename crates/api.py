@@ -4,13 +4,11 @@ import json
 import tempfile
 from pathlib import Path
 
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files import File
 from django.db.models import Prefetch
 from django.utils.datastructures import MultiValueDict
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import PermissionDenied as DRFPermissionDenied
 from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.fields import empty
 from rest_framework.parsers import JSONParser, MultiPartParser
@@ -19,7 +17,6 @@ from rest_framework.views import APIView
 
 from crates import builder, services
 from crates import permissions as crate_permissions
-from crates.fivesafes.errors import CrateRefused
 from crates.forms import BuildRequestForm
 from crates.models import Job, Request, RequestVersion
 from portal.api.permissions import READ
@@ -141,21 +138,6 @@ class ResubmitSerializer(serializers.Serializer):
     message = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-def _domain_errors(call):
-    try:
-        return call()
-    except PermissionDenied as exc:
-        raise DRFPermissionDenied(str(exc)) from exc
-    except ValidationError as exc:
-        raise DRFValidationError(
-            exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
-        ) from exc
-    except CrateRefused as refusal:
-        raise DRFValidationError(
-            {"crate": [refusal.message], "code": refusal.code, "where": refusal.where}
-        ) from refusal
-
-
 def _requests_for(user):
     return (
         crate_permissions.visible_requests(user)
@@ -188,15 +170,13 @@ class RequestListCreate(PersonAPIMixin, generics.ListAPIView):
         incoming = SubmitSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
-        created = _domain_errors(
-            lambda: services.submit_request(
-                by=request.user,
-                project=data["project"],
-                tres=data["tres"],
-                title=data["title"],
-                description=data["description"],
-                upload=data["crate"],
-            )
+        created = services.submit_request(
+            by=request.user,
+            project=data["project"],
+            tres=data["tres"],
+            title=data["title"],
+            description=data["description"],
+            upload=data["crate"],
         )
         return Response(
             RequestSerializer(_requests_for(request.user).get(pk=created.pk)).data,
@@ -304,7 +284,7 @@ class RequestBuild(PersonAPIMixin, APIView):
                         upload=File(handle, name=zip_path.name),
                     )
 
-            created = _domain_errors(build_and_submit)
+            created = build_and_submit()
         return Response(
             RequestSerializer(_requests_for(request.user).get(pk=created.pk)).data,
             status=status.HTTP_201_CREATED,
@@ -344,12 +324,10 @@ class RequestResubmit(PersonAPIMixin, APIView):
         crate_permissions.check_resubmit(request.user, target)
         incoming = ResubmitSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        version = _domain_errors(
-            lambda: services.add_version(
-                target,
-                by=request.user,
-                upload=incoming.validated_data["crate"],
-                message=incoming.validated_data["message"],
-            )
+        version = services.add_version(
+            target,
+            by=request.user,
+            upload=incoming.validated_data["crate"],
+            message=incoming.validated_data["message"],
         )
         return Response(VersionSerializer(version).data, status=status.HTTP_201_CREATED)

@@ -26,6 +26,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from http import HTTPStatus
 from pathlib import Path
 
 from django.conf import settings
@@ -49,6 +50,7 @@ from crates.permissions import check_cancel, check_manage_agents
 from crates.services import crate_limits, export_job_crate, job_crate_sha256
 from crates.transitions import transition
 from portal import audit
+from portal.errors import Refusal
 from portal.models import DataAccessAgreement, Decision, WorkflowApproval
 
 S = Job.Status
@@ -62,13 +64,14 @@ _CHUNK = 1024 * 1024
 _SHA256_CHARS = frozenset("0123456789abcdef")
 
 
-def _setting(name, default):
-    return getattr(settings, f"PORTAL_AGENT_{name}", default)
+def _setting(name):
+    """A PORTAL_AGENT_* setting; its default lives in one place, portal/settings.py."""
+    return getattr(settings, f"PORTAL_AGENT_{name}")
 
 
 def lease_seconds():
     """How long a claim or heartbeat keeps a job leased to an agent."""
-    return int(_setting("LEASE_SECONDS", 120))
+    return int(_setting("LEASE_SECONDS"))
 
 
 def heartbeat_seconds():
@@ -78,52 +81,49 @@ def heartbeat_seconds():
 
 def max_claim_wait():
     """The longest a claim waits for a job before answering that there is none."""
-    return float(_setting("CLAIM_MAX_WAIT_SECONDS", 25))
+    return float(_setting("CLAIM_MAX_WAIT_SECONDS"))
 
 
 def claim_poll_seconds():
-    return float(_setting("CLAIM_POLL_SECONDS", 0.25))
+    return float(_setting("CLAIM_POLL_SECONDS"))
 
 
 def max_attempts():
     """How many leases a job may lose before it fails instead of being queued again."""
-    return int(_setting("MAX_ATTEMPTS", 3))
+    return int(_setting("MAX_ATTEMPTS"))
 
 
 def results_max_bytes():
-    return int(_setting("RESULTS_MAX_BYTES", settings.PORTAL_CRATE_LIMITS["max_compressed_bytes"]))
+    return int(_setting("RESULTS_MAX_BYTES"))
 
 
 def quiet_after():
-    return timedelta(seconds=int(_setting("QUIET_SECONDS", 300)))
+    return timedelta(seconds=int(_setting("QUIET_SECONDS")))
 
 
 def stuck_after():
-    return timedelta(seconds=int(_setting("STUCK_SECONDS", 3600)))
+    return timedelta(seconds=int(_setting("STUCK_SECONDS")))
 
 
 # --- Errors ------------------------------------------------------------------------------------
 
 
-class DispatchError(Exception):
+class DispatchError(Refusal):
     """A refused agent request. `code` is stable for machines; the message is for operators."""
 
-    code = "refused"
-
-    def __init__(self, message, code=None):
-        super().__init__(message)
-        self.message = message
-        if code:
-            self.code = code
+    def __init__(self, message, code=None, *, status=None):
+        super().__init__(message, code=code, status=status)
 
 
 class JobNotFound(DispatchError):
+    status = HTTPStatus.NOT_FOUND
     code = "job_not_found"
 
 
 class LeaseConflict(DispatchError):
     """The job is not (or no longer) this agent's to act on, or not in a state that allows it."""
 
+    status = HTTPStatus.CONFLICT
     code = "lease_conflict"
 
 
@@ -134,24 +134,29 @@ class StaleFencingToken(LeaseConflict):
 class WorkflowUnavailable(DispatchError):
     """The job's workflow is not one this TRE may run."""
 
+    status = HTTPStatus.FORBIDDEN
     code = "workflow_not_approved"
 
 
 class WorkflowCrateMissing(DispatchError):
+    status = HTTPStatus.NOT_FOUND
     code = "workflow_crate_missing"
 
 
 class UploadRejected(DispatchError):
     """A results upload that is refused: checksum, size, format or contents."""
 
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
     code = "upload_rejected"
 
 
 class UploadTooLarge(UploadRejected):
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     code = "upload_too_large"
 
 
 class BadUploadRequest(UploadRejected):
+    status = HTTPStatus.BAD_REQUEST
     code = "bad_upload_request"
 
 

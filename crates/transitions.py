@@ -7,6 +7,7 @@ model refuses direct status writes). `docs/job-states.md` is generated from TRAN
 """
 
 from dataclasses import dataclass
+from http import HTTPStatus
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -17,8 +18,19 @@ from crates import signals
 from crates.models import Job
 from crates.permissions import AGENT, CHECKER, OFFICER, RESEARCHER, SYSTEM, actor_kinds
 from portal import audit
+from portal.errors import Refusal
 
-__all__ = ["AGENT", "CHECKER", "OFFICER", "RESEARCHER", "SYSTEM", "TRANSITIONS", "actor_kinds", "transition"]
+__all__ = [
+    "AGENT",
+    "CHECKER",
+    "OFFICER",
+    "RESEARCHER",
+    "SUSPENDABLE",
+    "SYSTEM",
+    "TRANSITIONS",
+    "actor_kinds",
+    "transition",
+]
 
 S = Job.Status
 
@@ -30,11 +42,12 @@ class Move:
     description: str
 
 
-def _move(actors, event, description):
+def _rule(actors, event, description):
     return Move(frozenset(actors), event, description)
 
 
-_SUSPENDABLE = [S.AWAITING_REVIEW, S.IN_REVIEW, S.CHANGES_REQUESTED, S.APPROVED, S.QUEUED]
+# The states a lapsed agreement, accreditation or membership (or a paused TRE) suspends a job from.
+SUSPENDABLE = [S.AWAITING_REVIEW, S.IN_REVIEW, S.CHANGES_REQUESTED, S.APPROVED, S.QUEUED]
 _CANCELLABLE_BEFORE_RUN = [
     S.AWAITING_REVIEW,
     S.IN_REVIEW,
@@ -46,62 +59,65 @@ _CANCELLABLE_BEFORE_RUN = [
 
 TRANSITIONS = {
     # Review (Five Safes steps and sign-off)
-    (S.AWAITING_REVIEW, S.IN_REVIEW): _move({OFFICER}, "review.started", "an officer starts the review"),
-    (S.IN_REVIEW, S.AWAITING_REVIEW): _move(
+    (S.AWAITING_REVIEW, S.IN_REVIEW): _rule({OFFICER}, "review.started", "an officer starts the review"),
+    (S.IN_REVIEW, S.AWAITING_REVIEW): _rule(
         {OFFICER}, "review.released", "the officer hands the review back"
     ),
-    (S.IN_REVIEW, S.CHANGES_REQUESTED): _move(
+    (S.IN_REVIEW, S.CHANGES_REQUESTED): _rule(
         {OFFICER}, "review.changes_requested", "the officer asks for changes"
     ),
-    (S.IN_REVIEW, S.REJECTED): _move({OFFICER}, "review.rejected", "the officer rejects the request"),
-    (S.IN_REVIEW, S.APPROVED): _move({OFFICER}, "review.signed_off", "the officer signs off"),
-    (S.CHANGES_REQUESTED, S.AWAITING_REVIEW): _move(
+    (S.IN_REVIEW, S.REJECTED): _rule({OFFICER}, "review.rejected", "the officer rejects the request"),
+    (S.IN_REVIEW, S.APPROVED): _rule({OFFICER}, "review.signed_off", "the officer signs off"),
+    (S.CHANGES_REQUESTED, S.AWAITING_REVIEW): _rule(
         {RESEARCHER}, "request.resubmitted", "the researcher resubmits a new version"
     ),
     # Dispatch
-    (S.APPROVED, S.QUEUED): _move({SYSTEM}, "job.queued", "the job is queued for the TRE agent"),
-    (S.QUEUED, S.CLAIMED): _move({AGENT}, "job.claimed", "the agent claims the job"),
-    (S.CLAIMED, S.RUNNING): _move({AGENT}, "job.started", "the agent starts the workflow"),
-    (S.CLAIMED, S.QUEUED): _move({SYSTEM}, "job.requeued", "the agent's lease expired"),
-    (S.RUNNING, S.QUEUED): _move({SYSTEM}, "job.requeued", "the agent's lease expired"),
-    (S.CLAIMED, S.FAILED): _move({AGENT, SYSTEM}, "job.failed", "the job failed"),
-    (S.RUNNING, S.FAILED): _move({AGENT, SYSTEM}, "job.failed", "the job failed"),
-    (S.RUNNING, S.OUTPUTS_RETURNED): _move(
+    (S.APPROVED, S.QUEUED): _rule({SYSTEM}, "job.queued", "the job is queued for the TRE agent"),
+    (S.QUEUED, S.CLAIMED): _rule({AGENT}, "job.claimed", "the agent claims the job"),
+    (S.CLAIMED, S.RUNNING): _rule({AGENT}, "job.started", "the agent starts the workflow"),
+    (S.CLAIMED, S.QUEUED): _rule({SYSTEM}, "job.requeued", "the agent's lease expired"),
+    (S.RUNNING, S.QUEUED): _rule({SYSTEM}, "job.requeued", "the agent's lease expired"),
+    (S.CLAIMED, S.FAILED): _rule({AGENT, SYSTEM}, "job.failed", "the job failed"),
+    (S.RUNNING, S.FAILED): _rule({AGENT, SYSTEM}, "job.failed", "the job failed"),
+    (S.RUNNING, S.OUTPUTS_RETURNED): _rule(
         {AGENT}, "job.outputs_returned", "the agent returns a results crate"
     ),
-    (S.CLAIMED, S.CANCELLED): _move({AGENT}, "job.cancelled", "the agent acknowledges a cancellation"),
-    (S.RUNNING, S.CANCELLED): _move({AGENT}, "job.cancelled", "the agent acknowledges a cancellation"),
+    (S.CLAIMED, S.CANCELLED): _rule({AGENT}, "job.cancelled", "the agent acknowledges a cancellation"),
+    (S.RUNNING, S.CANCELLED): _rule({AGENT}, "job.cancelled", "the agent acknowledges a cancellation"),
     # Safe Outputs
-    (S.OUTPUTS_RETURNED, S.OUTPUT_REVIEW): _move({SYSTEM}, "outputs.checking", "automated checks are done"),
-    (S.OUTPUT_REVIEW, S.OUTPUT_CHANGES_REQUESTED): _move(
+    (S.OUTPUTS_RETURNED, S.OUTPUT_REVIEW): _rule({SYSTEM}, "outputs.checking", "automated checks are done"),
+    (S.OUTPUT_REVIEW, S.OUTPUT_CHANGES_REQUESTED): _rule(
         {CHECKER, SYSTEM}, "outputs.changes_requested", "the checkers ask the researcher for changes"
     ),
-    (S.OUTPUT_CHANGES_REQUESTED, S.OUTPUT_REVIEW): _move(
+    (S.OUTPUT_CHANGES_REQUESTED, S.OUTPUT_REVIEW): _rule(
         {RESEARCHER}, "outputs.responded", "the researcher responds to the checkers"
     ),
-    (S.OUTPUT_REVIEW, S.WITHHELD): _move({CHECKER, SYSTEM}, "outputs.withheld", "the outputs are withheld"),
-    (S.OUTPUT_REVIEW, S.RELEASED): _move({CHECKER, SYSTEM}, "outputs.released", "the outputs are released"),
-    (S.OUTPUT_CHANGES_REQUESTED, S.WITHHELD): _move(
+    (S.OUTPUT_REVIEW, S.WITHHELD): _rule({CHECKER, SYSTEM}, "outputs.withheld", "the outputs are withheld"),
+    (S.OUTPUT_REVIEW, S.RELEASED): _rule({CHECKER, SYSTEM}, "outputs.released", "the outputs are released"),
+    (S.OUTPUT_CHANGES_REQUESTED, S.WITHHELD): _rule(
         {RESEARCHER, SYSTEM}, "outputs.withdrawn", "the researcher withdraws the outputs"
     ),
 }
-for _state in _SUSPENDABLE:
-    TRANSITIONS[(_state, S.SUSPENDED)] = _move(
+for _state in SUSPENDABLE:
+    TRANSITIONS[(_state, S.SUSPENDED)] = _rule(
         {OFFICER, SYSTEM},
         "job.suspended",
         "an agreement, accreditation or membership lapsed, or the TRE paused",
     )
-    TRANSITIONS[(S.SUSPENDED, _state)] = _move({OFFICER, SYSTEM}, "job.resumed", "the cause was resolved")
+    TRANSITIONS[(S.SUSPENDED, _state)] = _rule({OFFICER, SYSTEM}, "job.resumed", "the cause was resolved")
 for _state in _CANCELLABLE_BEFORE_RUN:
-    TRANSITIONS[(_state, S.CANCELLED)] = _move(
+    TRANSITIONS[(_state, S.CANCELLED)] = _rule(
         {RESEARCHER, OFFICER}, "job.cancelled", "the researcher or an officer cancels"
     )
 
 TERMINAL = frozenset({S.REJECTED, S.FAILED, S.WITHHELD, S.RELEASED, S.CANCELLED})
 
 
-class TransitionError(Exception):
-    """The move is not in the table, or this actor may not make it."""
+class TransitionError(Refusal):
+    """The move is not in the table: the job is not in a state that allows it."""
+
+    status = HTTPStatus.CONFLICT
+    code = "invalid_transition"
 
 
 def check_transition(job, to_state, *, by):

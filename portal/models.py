@@ -379,16 +379,26 @@ class Project(models.Model):
         )
 
 
-class ProjectApproval(models.Model):
-    """A project's standing at one TRE (Safe Project), decided by that TRE's officers."""
+class TREDecision(models.Model):
+    """What the three approvals at one TRE share (project, membership, workflow): a status decided by
+    that TRE's officers, who decided, when and why. `_decided_pair` keeps decided_by and decided_at
+    together."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="approvals")
-    tre = models.ForeignKey(TRE, on_delete=models.PROTECT, related_name="project_approvals")
     status = models.CharField(max_length=20, choices=Decision.choices, default=Decision.PENDING)
     requested_at = models.DateTimeField(auto_now_add=True)
     decided_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)
     rationale = models.TextField(blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class ProjectApproval(TREDecision):
+    """A project's standing at one TRE (Safe Project), decided by that TRE's officers."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="approvals")
+    tre = models.ForeignKey(TRE, on_delete=models.PROTECT, related_name="project_approvals")
 
     class Meta:
         ordering = ["tre__name"]
@@ -435,16 +445,11 @@ class Membership(models.Model):
         return f"{self.person} in {self.project.identifier} ({self.status})"
 
 
-class MembershipApproval(models.Model):
+class MembershipApproval(TREDecision):
     """A member's approval at one TRE (Safe People), decided by that TRE's officers."""
 
     membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="approvals")
     tre = models.ForeignKey(TRE, on_delete=models.PROTECT, related_name="membership_approvals")
-    status = models.CharField(max_length=20, choices=Decision.choices, default=Decision.PENDING)
-    requested_at = models.DateTimeField(auto_now_add=True)
-    decided_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    decided_at = models.DateTimeField(null=True, blank=True)
-    rationale = models.TextField(blank=True)
 
     class Meta:
         ordering = ["tre__name"]
@@ -565,16 +570,11 @@ class ApprovedWorkflow(models.Model):
         return f"{self.name} {self.version}"
 
 
-class WorkflowApproval(models.Model):
+class WorkflowApproval(TREDecision):
     """A workflow on one TRE's approved list (Safe Settings)."""
 
     workflow = models.ForeignKey(ApprovedWorkflow, on_delete=models.CASCADE, related_name="approvals")
     tre = models.ForeignKey(TRE, on_delete=models.PROTECT, related_name="workflow_approvals")
-    status = models.CharField(max_length=20, choices=Decision.choices, default=Decision.PENDING)
-    requested_at = models.DateTimeField(auto_now_add=True)
-    decided_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    decided_at = models.DateTimeField(null=True, blank=True)
-    rationale = models.TextField(blank=True)
     service_settings = models.JSONField(
         default=dict,
         blank=True,

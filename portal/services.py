@@ -18,6 +18,7 @@ from guardian.shortcuts import assign_perm, remove_perm
 
 from portal import audit, grants, permissions, plain, ppie, roles, service_settings, signals
 from portal.accounts import RECENT_SECOND_FACTOR_SECONDS
+from portal.errors import Refusal
 from portal.models import (
     PRIVILEGED_SCOPES,
     TRE,
@@ -36,7 +37,7 @@ from portal.models import (
 )
 
 
-class ServiceError(Exception):
+class ServiceError(Refusal):
     """A rule of the domain said no; the message is for the person who asked."""
 
 

@@ -151,6 +151,7 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "portal.middleware.RequireMFAMiddleware",
+    "portal.errors.RefusalMiddleware",  # an uncaught refusal on a page: its message, never a server error
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -410,6 +411,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": None,
+    # Every API error as application/problem+json (RFC 9457), domain refusals included (portal/errors.py).
+    "EXCEPTION_HANDLER": "portal.errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Five Safes Portal API",
@@ -422,6 +425,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.errors.problem_json_for_errors",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ApprovalStatusEnum": "portal.models.Decision",
         "ProjectStatusEnum": "portal.models.Project.Status",

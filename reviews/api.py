@@ -1,6 +1,5 @@
 """REST API for reviews: officers' queues, evidence and decisions; messages and cancellation for both sides."""
 
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -13,7 +12,6 @@ from rest_framework.views import APIView
 
 from crates import permissions as crate_permissions
 from crates.models import Job
-from crates.transitions import TransitionError
 from portal import audit, permissions
 from portal.api.permissions import READ
 from portal.api.views import PersonAPIMixin
@@ -121,19 +119,6 @@ class ReasonSerializer(serializers.Serializer):
     reason = serializers.CharField()
 
 
-def _run(call):
-    try:
-        return call()
-    except PermissionDenied as exc:
-        raise DRFPermissionDenied(str(exc)) from exc
-    except ValidationError as exc:
-        raise DRFValidationError(
-            exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
-        ) from exc
-    except (services.ReviewError, TransitionError) as exc:
-        raise DRFValidationError({"detail": str(exc)}) from exc
-
-
 def _jobs_for(user):
     return Job.objects.filter(request__in=crate_permissions.visible_requests(user)).select_related(
         "tre", "request__project", "request__submitter", "version"
@@ -192,7 +177,7 @@ class StartReview(JobActionMixin, APIView):
     @extend_schema(request=None, responses=JobDetailSerializer, summary="Start the review of a job")
     def post(self, request, pk):
         job = self.job(pk)
-        _run(lambda: services.start_review(job, by=request.user))
+        services.start_review(job, by=request.user)
         return self.done(job)
 
 
@@ -206,11 +191,7 @@ class Decide(JobActionMixin, APIView):
         incoming = DecideSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
-        _run(
-            lambda: services.decide_step(
-                job, data["step"], data["outcome"], data["rationale"], by=request.user
-            )
-        )
+        services.decide_step(job, data["step"], data["outcome"], data["rationale"], by=request.user)
         return self.done(job)
 
 
@@ -223,7 +204,7 @@ class PostMessage(JobActionMixin, APIView):
         check_post_message(request.user, job)
         incoming = MessageSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        message = _run(lambda: services.post_message(job, incoming.validated_data["body"], by=request.user))
+        message = services.post_message(job, incoming.validated_data["body"], by=request.user)
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
 
@@ -236,7 +217,7 @@ class Cancel(JobActionMixin, APIView):
         crate_permissions.check_cancel(request.user, job)
         incoming = ReasonSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        _run(lambda: services.cancel(job, by=request.user, reason=incoming.validated_data["reason"]))
+        services.cancel(job, by=request.user, reason=incoming.validated_data["reason"])
         return self.done(job)
 
 
@@ -305,13 +286,6 @@ class DescribeSerializer(serializers.Serializer):
     justification = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-def _run_outputs(call):
-    try:
-        return call()
-    except outputs.OutputError as exc:
-        raise DRFValidationError({"detail": str(exc)}) from exc
-
-
 class JobOutputs(JobActionMixin, generics.ListAPIView):
     required_scopes = READ
     serializer_class = OutputSerializer
@@ -349,16 +323,12 @@ class VoteOnOutput(OutputActionMixin, APIView):
         incoming = VoteSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
-        _run(
-            lambda: _run_outputs(
-                lambda: outputs.vote(
-                    output,
-                    data["decision"],
-                    data["comment"],
-                    for_researcher=data["for_researcher"],
-                    by=request.user,
-                )
-            )
+        outputs.vote(
+            output,
+            data["decision"],
+            data["comment"],
+            for_researcher=data["for_researcher"],
+            by=request.user,
         )
         return self.done(output)
 
@@ -371,7 +341,7 @@ class ReleaseOutput(OutputActionMixin, APIView):
     )
     def post(self, request, pk):
         output = self.output(pk)
-        _run(lambda: _run_outputs(lambda: outputs.release(output, by=request.user)))
+        outputs.release(output, by=request.user)
         return self.done(output)
 
 
@@ -389,15 +359,11 @@ class DescribeOutput(OutputActionMixin, APIView):
         incoming = DescribeSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         action = outputs.respond if output.status == OutputFile.Status.CHANGES else outputs.describe
-        _run(
-            lambda: _run_outputs(
-                lambda: action(
-                    output,
-                    context=incoming.validated_data["context"],
-                    justification=incoming.validated_data["justification"],
-                    by=request.user,
-                )
-            )
+        action(
+            output,
+            context=incoming.validated_data["context"],
+            justification=incoming.validated_data["justification"],
+            by=request.user,
         )
         return self.done(output)
 
@@ -489,13 +455,6 @@ class CombinedDecisionSerializer(serializers.Serializer):
     rationale = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-def _run_combine(call):
-    try:
-        return call()
-    except federation.CombineError as exc:
-        raise DRFValidationError({"detail": str(exc)}) from exc
-
-
 class RequestCombined(PersonAPIMixin, APIView):
     required_scopes = {"GET": (TokenScope.READ,), "POST": (TokenScope.SUBMIT, TokenScope.CHECK)}
 
@@ -518,14 +477,10 @@ class RequestCombined(PersonAPIMixin, APIView):
     )
     def post(self, request, pk):
         req = self._request(pk)
-        _run(lambda: check_combine(request.user, list(req.jobs.select_related("tre", "request__project"))))
+        check_combine(request.user, list(req.jobs.select_related("tre", "request__project")))
         incoming = CombineSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        release = _run(
-            lambda: _run_combine(
-                lambda: federation.combine(req, incoming.validated_data["name"], by=request.user)
-            )
-        )
+        release = federation.combine(req, incoming.validated_data["name"], by=request.user)
         return Response(
             CombinedReleaseSerializer(release, context={"request": request}).data,
             status=status.HTTP_201_CREATED,
@@ -562,7 +517,7 @@ class RequestRegression(PersonAPIMixin, APIView):
     )
     def get(self, request, pk):
         req = generics.get_object_or_404(crate_permissions.visible_requests(request.user), pk=pk)
-        _run(lambda: check_combine(request.user, list(req.jobs.select_related("tre", "request__project"))))
+        check_combine(request.user, list(req.jobs.select_related("tre", "request__project")))
         previous = request.query_params.get("previous_deviance")
         try:
             previous = float(previous) if previous not in (None, "") else None
@@ -570,11 +525,7 @@ class RequestRegression(PersonAPIMixin, APIView):
             raise DRFValidationError(
                 {"previous_deviance": "Give the last round's deviance as a number."}
             ) from None
-        pooled = _run(
-            lambda: _run_combine(
-                lambda: federation.glm_round(req, by=request.user, previous_deviance=previous)
-            )
-        )
+        pooled = federation.glm_round(req, by=request.user, previous_deviance=previous)
         return Response(PooledRegressionSerializer(pooled).data)
 
 
@@ -608,14 +559,10 @@ class DecideCombined(CombinedMixin, APIView):
     )
     def post(self, request, pk):
         release = self.combined(pk)
-        _run(lambda: check_decide_combined(request.user, release))
+        check_decide_combined(request.user, release)
         incoming = CombinedDecisionSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
-        _run(
-            lambda: _run_combine(
-                lambda: federation.decide(release, data["release"], data["rationale"], by=request.user)
-            )
-        )
+        federation.decide(release, data["release"], data["rationale"], by=request.user)
         release.refresh_from_db()
         return Response(CombinedReleaseSerializer(release, context={"request": request}).data)

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal import audit
+from portal.errors import Refusal
 from reviews import notifications, outputs, pooling
 from reviews.models import CombinedRelease, OutputFile
 from reviews.permissions import check_combine, check_decide_combined
@@ -39,7 +40,7 @@ from reviews.sdc.tables import (
 )
 
 
-class CombineError(Exception):
+class CombineError(Refusal):
     """The tables cannot be combined; the message says why."""
 
 

@@ -16,6 +16,7 @@ from django.views.decorators.vary import vary_on_headers
 from crates import permissions as crate_permissions
 from crates.models import Job
 from portal import audit, permissions
+from portal.errors import Refusal, message_of
 from reviews import outputs
 from reviews.models import OutputFile, OutputVote, Publication
 from reviews.permissions import (
@@ -204,8 +205,8 @@ def output_download(request, pk):
 def _act(request, output, call, success):
     try:
         call()
-    except (ValidationError, outputs.OutputError, PermissionDenied) as exc:
-        messages.error(request, " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
+    except (Refusal, ValidationError, PermissionDenied) as exc:
+        messages.error(request, message_of(exc))
     else:
         messages.success(request, success)
     return redirect("job_outputs", pk=output.job_id)
@@ -363,8 +364,8 @@ def request_combined(request, pk):
     if request.method == "POST":
         try:
             release = federation.combine(req, request.POST.get("name", ""), by=request.user)
-        except (federation.CombineError, PermissionDenied, ValidationError) as exc:
-            messages.error(request, str(exc))
+        except (Refusal, PermissionDenied, ValidationError) as exc:
+            messages.error(request, message_of(exc))
         else:
             messages.success(request, "Combined. An output checker now decides whether to release it.")
             return redirect("combined_detail", pk=release.pk)
@@ -392,8 +393,8 @@ def combined_detail(request, pk):
                 request.POST.get("rationale", ""),
                 by=request.user,
             )
-        except (federation.CombineError, PermissionDenied, ValidationError) as exc:
-            messages.error(request, " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
+        except (Refusal, PermissionDenied, ValidationError) as exc:
+            messages.error(request, message_of(exc))
         else:
             messages.success(request, "Decision recorded.")
         return redirect("combined_detail", pk=release.pk)

@@ -26,6 +26,7 @@ from crates.models import Job, ResultUpload
 from crates.services import crate_limits, portal_agent
 from crates.transitions import transition
 from portal import audit, permissions
+from portal.errors import Refusal
 from portal.models import DataAccessAgreement, Membership
 from reviews import notifications, signals
 from reviews.models import OutputFile, OutputVote, Publication, PublicOutput
@@ -44,7 +45,7 @@ Vote = OutputVote.Decision
 F = OutputFile.Status
 
 
-class OutputError(Exception):
+class OutputError(Refusal):
     """The output review cannot go that way; the message says why."""
 
 
@@ -246,6 +247,16 @@ def sdc_visible_to(output, user):
 # --- Checkers' votes -----------------------------------------------------------------------------
 
 
+def _locked(output):
+    """The output file again, under its row lock (inside the caller's transaction), with its job's TRE
+    and project: every action on one file starts here."""
+    return (
+        OutputFile.objects.select_for_update(of=("self",))
+        .select_related("job__tre", "job__request__project")
+        .get(pk=output.pk)
+    )
+
+
 def required_checkers(output):
     return int(output.policy.get("required_checkers", output.job.tre.required_output_checkers))
 
@@ -323,11 +334,7 @@ def vote(output, decision, comment="", *, for_researcher=False, by):
             {"comment": "Say why; the other checkers (and, if you choose, the researcher) see it."}
         )
     with transaction.atomic():
-        output = (
-            OutputFile.objects.select_for_update(of=("self",))
-            .select_related("job__tre", "job__request__project")
-            .get(pk=output.pk)
-        )
+        output = _locked(output)
         job = output.job
         check_check_outputs(by, job)
         existing = output.votes.filter(checker=by, round=output.round).first()
@@ -435,11 +442,7 @@ def _after_file_decided(job):
 @transaction.atomic
 def describe(output, *, context, justification, by):
     """The researcher's context and justification for one file (any time before it is decided)."""
-    output = (
-        OutputFile.objects.select_for_update(of=("self",))
-        .select_related("job__request__project", "job__tre")
-        .get(pk=output.pk)
-    )
+    output = _locked(output)
     check_act_as_researcher(by, output.job)
     if output.status not in (F.PENDING, F.CHANGES):
         raise OutputError(f"{output.name} is already {output.get_status_display().lower()}.")
@@ -454,11 +457,7 @@ def describe(output, *, context, justification, by):
 @transaction.atomic
 def respond(output, *, context, justification, by):
     """Answer a request for changes: the file goes back to the checkers for a new round."""
-    output = (
-        OutputFile.objects.select_for_update(of=("self",))
-        .select_related("job__request__project", "job__tre")
-        .get(pk=output.pk)
-    )
+    output = _locked(output)
     job = output.job
     check_act_as_researcher(by, job)
     if output.status != F.CHANGES:
@@ -493,11 +492,7 @@ def respond(output, *, context, justification, by):
 
 @transaction.atomic
 def withdraw(output, *, by):
-    output = (
-        OutputFile.objects.select_for_update(of=("self",))
-        .select_related("job__request__project", "job__tre")
-        .get(pk=output.pk)
-    )
+    output = _locked(output)
     job = output.job
     check_act_as_researcher(by, job)
     if output.status in (F.RELEASED, F.WITHDRAWN, F.REJECTED):
@@ -521,11 +516,7 @@ def withdraw(output, *, by):
 @transaction.atomic
 def release(output, *, by):
     """A checker releases one approved file to the project's members."""
-    output = (
-        OutputFile.objects.select_for_update(of=("self",))
-        .select_related("job__tre", "job__request__project")
-        .get(pk=output.pk)
-    )
+    output = _locked(output)
     job = output.job
     check_check_outputs(by, job)
     if output.status == F.RELEASED:
@@ -659,11 +650,7 @@ def publish_output(output, *, title, summary="", by):
     title, summary = (title or "").strip(), (summary or "").strip()
     if not title:
         raise ValidationError({"title": "Give the output a plain-language title for the public."})
-    output = (
-        OutputFile.objects.select_for_update(of=("self",))
-        .select_related("job__request__project", "job__tre")
-        .get(pk=output.pk)
-    )
+    output = _locked(output)
     check_publish_output(by, output)
     project = output.job.request.project
     record, created = PublicOutput.objects.update_or_create(

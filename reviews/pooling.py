@@ -29,6 +29,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from portal.errors import Refusal
+
 __all__ = [
     "FAMILIES",
     "GlmAnswer",
@@ -52,7 +54,7 @@ EPSILON = 1e-10
 MAX_ITERATIONS = 20
 
 
-class PoolingError(Exception):
+class PoolingError(Refusal):
     """The answers cannot be pooled; the message says why in plain words (safe to show researchers)."""
 
 

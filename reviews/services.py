@@ -13,17 +13,18 @@ from crates import dispatch
 from crates import summary as summaries
 from crates.fivesafes import writeback
 from crates.models import Job
-from crates.transitions import TransitionError, transition
+from crates.transitions import SUSPENDABLE, TransitionError, transition
 from portal import audit
+from portal.errors import Refusal
 from portal.models import DataAccessAgreement, Decision, Membership
 from reviews import evidence, notifications
-from reviews.models import CHECK_STEPS, CarryOver, Message, Outcome, Step, StepDecision
+from reviews.models import CHECK_STEPS, CarryOver, Message, Notification, Outcome, Step, StepDecision
 from reviews.permissions import check_post_message, check_review
 
 S = Job.Status
 
 
-class ReviewError(Exception):
+class ReviewError(Refusal):
     """The review cannot go that way; the message says why."""
 
 
@@ -306,9 +307,23 @@ def post_message(job, body, *, by):
     return message
 
 
-# --- Suspension --------------------------------------------------------------------------------
+# --- Notification preferences -------------------------------------------------------------------
 
-SUSPENDABLE = [S.AWAITING_REVIEW, S.IN_REVIEW, S.CHANGES_REQUESTED, S.APPROVED, S.QUEUED]
+
+@transaction.atomic
+def set_email_preferences(user, chosen):
+    """Which kinds of notification `user` also gets by e-mail (`chosen`: kind values); saved and
+    audited together."""
+    profile = user.profile
+    profile.notification_preferences = {kind: kind in set(chosen) for kind in Notification.Kind.values}
+    profile.save(update_fields=["notification_preferences"])
+    audit.record(
+        "profile.notifications_changed", by=user, obj=profile, after=profile.notification_preferences
+    )
+    return profile.notification_preferences
+
+
+# --- Suspension --------------------------------------------------------------------------------
 
 
 def blocking_reasons(job, today=None):

@@ -17,8 +17,9 @@ from crates import permissions as crate_permissions
 from crates import summary as summaries
 from crates.models import Job
 from crates.permissions import can_cancel
-from crates.transitions import TERMINAL, TransitionError, can_transition
+from crates.transitions import TERMINAL, can_transition
 from portal import audit, permissions
+from portal.errors import Refusal, message_of
 from portal.models import TRE
 from portal.views.helpers import paginate
 from reviews import evidence, services
@@ -192,9 +193,8 @@ def _back_to_job(request, job):
 def _act(request, job, action, success):
     try:
         action()
-    except (ValidationError, services.ReviewError, TransitionError, PermissionDenied) as exc:
-        text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-        messages.error(request, text or "You may not do that.")
+    except (Refusal, ValidationError, PermissionDenied) as exc:
+        messages.error(request, message_of(exc) or "You may not do that.")
     else:
         messages.success(request, success)
     return _back_to_job(request, job)
@@ -225,9 +225,8 @@ def job_decide(request, pk, step):
         # (Sign-off changes the job's status, so the whole page is loaded again.)
         try:
             services.decide_step(job, step, outcome, rationale, by=request.user)
-        except (ValidationError, services.ReviewError, TransitionError, PermissionDenied) as exc:
-            text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-            messages.error(request, text or "You may not do that.")
+        except (Refusal, ValidationError, PermissionDenied) as exc:
+            messages.error(request, message_of(exc) or "You may not do that.")
         else:
             messages.success(request, f"{label}: decision recorded.")
         job = _get_job(request.user, pk)
@@ -307,17 +306,7 @@ def notification_list(request):
     notifications = Notification.objects.filter(recipient=request.user)
     prefs = request.user.profile.notification_preferences or {}
     if request.method == "POST":
-        chosen = set(request.POST.getlist("email"))
-        request.user.profile.notification_preferences = {
-            kind: kind in chosen for kind in Notification.Kind.values
-        }
-        request.user.profile.save(update_fields=["notification_preferences"])
-        audit.record(
-            "profile.notifications_changed",
-            by=request.user,
-            obj=request.user.profile,
-            after=request.user.profile.notification_preferences,
-        )
+        services.set_email_preferences(request.user, request.POST.getlist("email"))
         messages.success(request, "Saved your e-mail choices.")
         return redirect("notification_list")
     return render(

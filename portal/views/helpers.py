@@ -2,13 +2,10 @@
 
 from functools import wraps
 
-from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.shortcuts import redirect
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from portal.services import ServiceError
+from portal.errors import is_refusal, refused_on_page
 
 
 def paginate(request, queryset, per_page=25):
@@ -16,19 +13,17 @@ def paginate(request, queryset, per_page=25):
 
 
 def domain_errors_as_messages(view):
-    """Turn a refused action into a flash message and a redirect back, never a server error."""
+    """Turn a refused action into a flash message and a redirect back, never a server error: the same
+    answer RefusalMiddleware gives (portal/errors.py), given inside the view."""
 
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         try:
             return view(request, *args, **kwargs)
-        except (ServiceError, ValidationError) as exc:
-            messages.error(request, _message_of(exc))
-        except PermissionDenied as exc:
-            if request.method != "POST":
+        except Exception as exc:
+            if not is_refusal(exc, request):
                 raise
-            messages.error(request, str(exc) or "You are not allowed to do that.")
-        return redirect(safe_next(request))
+            return refused_on_page(request, exc)
 
     return wrapper
 
@@ -41,14 +36,6 @@ def safe_next(request, default="dashboard"):
         ):
             return candidate
     return default
-
-
-def _message_of(exc):
-    if isinstance(exc, ValidationError):
-        if hasattr(exc, "message_dict"):
-            return " ".join(m for msgs in exc.message_dict.values() for m in msgs)
-        return " ".join(exc.messages)
-    return str(exc)
 
 
 def add_form_errors(form, exc):

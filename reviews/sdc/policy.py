@@ -16,6 +16,8 @@ from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any
 
+from portal.errors import Refusal
+
 #: The kinds of output a TRE can permit; the same vocabulary as the registry's forms.
 OUTPUT_KINDS: frozenset[str] = frozenset({"table", "figure", "model", "report", "code"})
 
@@ -47,7 +49,7 @@ _ACRO_KEYS = {
 }
 
 
-class PolicyError(ValueError):
+class PolicyError(Refusal, ValueError):
     """A policy value or override is not acceptable; the message names the field and the problem."""
 
 

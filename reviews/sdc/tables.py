@@ -37,6 +37,8 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
+from portal.errors import Refusal
+
 #: Files larger than this are not parsed; a person reviews them instead.
 MAX_TABLE_BYTES = 64 * 1024 * 1024
 
@@ -82,7 +84,7 @@ _COEFFICIENT_WORDS = ("coef", "coefficient", "estimate")
 _STD_ERROR_NAMES = ("std err", "std.error", "std. error", "std error", "se", "stderr")
 
 
-class TableFormatError(Exception):
+class TableFormatError(Refusal):
     """The bytes are not a table we can check; `message` says what is wrong and where."""
 
     def __init__(self, message: str, *, line: int | None = None) -> None:

@@ -290,7 +290,7 @@ def test_api_refuses_a_nul_in_a_tre_or_project_name(client, alice, registry, cra
             reverse("api_request_list"), data, headers={"authorization": f"Bearer {secret}"}
         )
         assert response.status_code == 400, response.content
-        assert field in response.json()
+        assert field in response.json()["errors"]
     assert not Request.objects.exists()
 
 

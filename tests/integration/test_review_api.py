@@ -51,7 +51,7 @@ def test_api_refuses_bad_decisions_clearly(client, new_job, olivia, alice):
         headers=_headers(olivia),
         content_type="application/json",
     )
-    assert response.status_code == 400 and "rationale" in response.json()
+    assert response.status_code == 400 and "rationale" in response.json()["errors"]
     response = client.post(
         reverse("api_job_decide", args=[job.pk]),
         {"step": "safe_people", "outcome": "approve"},

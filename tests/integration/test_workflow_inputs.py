@@ -164,7 +164,7 @@ def test_the_api_refuses_missing_wrong_and_unknown_inputs(client, alice, tre_a, 
     }
     response = client.post(url, {**body, "inputs": {"min_age": "old"}}, content_type="application/json")
     assert response.status_code == 400
-    errors = response.json()["inputs"]
+    errors = response.json()["errors"]["inputs"]
     assert errors["min_age"] == ["min_age must be a whole number; 'old' is not."]
     assert errors["codes"] == ["codes is required: attach the file."]
     response = client.post(
@@ -173,7 +173,7 @@ def test_the_api_refuses_missing_wrong_and_unknown_inputs(client, alice, tre_a, 
     assert response.status_code == 400
     assert (
         "has no input called 'colour'; it takes codes, fast, min_age, sex."
-        in response.json()["inputs"]["colour"][0]
+        in response.json()["errors"]["inputs"]["colour"][0]
     )
     assert not Request.objects.exists()
 

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks.__main__ import BENCHMARKS, all_goals
 from benchmarks.common import verdict
 
@@ -40,6 +42,7 @@ def _section(text, name):
     return text[start : min(following, default=len(text))]
 
 
+@pytest.mark.benchmark
 def test_quick_run_fills_every_section_with_measured_goals(tmp_path):
     out, kept = tmp_path / "performance.md", tmp_path / "results.json"
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
