@@ -68,7 +68,7 @@ EXPECTED = {
     ("GET", "/api/v1/projects/{project}/"): MEMBERS | {"penny", "lena", "olivia", "audrey"},
     ("GET", "/api/v1/requests/"): PEOPLE,
     # Researchers get past the door; the project named in the body is checked next, and refuses
-    # penny, rex and lena (tests/integration/test_membership_states.py).
+    # penny, rex and lena (tests/integration/portal/test_membership_states.py).
     ("POST", "/api/v1/requests/"): {"alice", "bob"} | NOT_MEMBERS,
     ("POST", "/api/v1/requests/build/"): {"alice", "bob"} | NOT_MEMBERS,
     ("GET", "/api/v1/requests/{request}/"): CAN_SEE_JOB,

@@ -13,7 +13,7 @@ from portal import permissions, services
 from reviews import outputs
 from reviews.models import OutputFile
 from tests import builders
-from tests.integration.test_webhooks import Receiver
+from tests.integration.portal.test_webhooks import Receiver
 
 S = Job.Status
 SAFE = b"age_band,female,male\n18-39,120,131\n40-64,210,198\n65+,95,88\n"

@@ -17,7 +17,7 @@ import urllib.request
 import psutil
 import pytest
 
-from tests.integration.test_dispatch_live import REPO
+from tests.integration.crates.test_dispatch_live import REPO
 
 
 def _free_port():

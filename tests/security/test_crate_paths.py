@@ -17,7 +17,7 @@ from crates.fivesafes import writeback
 from crates.models import Job, RequestVersion, ResultUpload
 from reviews.models import OutputFile
 from tests.dispatch_helpers import issue, queued_job, results_crate
-from tests.integration.test_agent_api import running, upload
+from tests.integration.crates.test_agent_api import running, upload
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from crates.models import Agent, Job
 from portal.audit import AuditEvent
 from portal.models import TRE, ApprovedWorkflow
 from reviews import demo
-from tests.integration.test_dispatch_live import REPO
+from tests.integration.crates.test_dispatch_live import REPO
 
 pytestmark = pytest.mark.django_db
 

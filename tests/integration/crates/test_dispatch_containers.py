@@ -20,11 +20,11 @@ from portal import services as portal_services
 from reviews import outputs
 from tests import factories
 from tests.dispatch_helpers import attach_workflow_crate, issue
-from tests.integration.test_dispatch_live import Site, queue, returned, status_of
+from tests.integration.crates.test_dispatch_live import Site, queue, returned, status_of
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 S = Job.Status
 WORKFLOW_ID = "https://workflows.example.org/sex-counts-container"
 IMAGE = "localhost/five-safes/sqlite-counts:1"

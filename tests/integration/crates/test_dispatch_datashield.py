@@ -23,7 +23,7 @@ from reviews.models import CHECK_STEPS, Step, StepDecision
 from tests import cratekit, factories
 from tests.builders import submit, walk
 from tests.dispatch_helpers import attach_workflow_crate, issue
-from tests.integration.test_dispatch_live import AgentProcess
+from tests.integration.crates.test_dispatch_live import AgentProcess
 from tests.unit.agent.opal_server import FUNCTIONS, OpalServer
 
 pytestmark = [pytest.mark.django_db(transaction=True)]

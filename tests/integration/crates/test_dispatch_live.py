@@ -30,7 +30,7 @@ from tests.live import Portal
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 S = Job.Status
 SLOW_ID = "https://workflows.example.org/sleep-then-write"
 UNMAPPED_ID = "https://workflows.example.org/not-mapped-at-this-tre"

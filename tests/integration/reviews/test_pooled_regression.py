@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from reviews import federation, outputs
 from reviews.pooling import beta_text
 from tests import builders
-from tests.integration.test_federation import checkers_b  # noqa: F401 - a fixture
+from tests.integration.reviews.test_federation import checkers_b  # noqa: F401 - a fixture
 from tests.unit.agent import opal_server
 from tests.unit.agent.opal_server import glm_ds2
 from tests.unit.agent.test_datashield_pooling import make_rows

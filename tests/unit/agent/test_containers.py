@@ -350,7 +350,7 @@ def test_the_results_crate_carries_provenance_that_passes_the_community_validato
     assert validate_provenance(provenance, "required") == []
     assert oracle.judge([crate.path], severity="required") == {str(crate.path): []}
     # At RECOMMENDED the agent's crate lacks only the phases the portal writes (intake check, validation,
-    # sign-off, disclosure), which tests/integration/test_outputs.py checks on released crates.
+    # sign-off, disclosure), which tests/integration/reviews/test_outputs.py checks on released crates.
     later = {
         issue["message"] for issue in oracle.judge([crate.path], severity="recommended")[str(crate.path)]
     }
