@@ -170,7 +170,9 @@ def is_refusal(exc, request):
 
 class RefusalMiddleware:
     """An uncaught refusal on a page is answered by `refused_on_page`, never as a server error. The API
-    (under /api/) answers through `api_exception_handler` instead."""
+    (under /api/) answers through `api_exception_handler` instead. A PermissionDenied is not turned into
+    a flash message here: a page or form one may not use answers 403 (templates/403.html keeps the
+    message); only views that opt in with `domain_errors_as_messages` send a refused POST back."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -179,6 +181,10 @@ class RefusalMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exc):
-        if request.path.startswith("/api/") or not is_refusal(exc, request):
+        from django.core.exceptions import PermissionDenied
+
+        if request.path.startswith("/api/") or isinstance(exc, PermissionDenied):
+            return None
+        if not is_refusal(exc, request):
             return None
         return refused_on_page(request, exc)
