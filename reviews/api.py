@@ -3,7 +3,7 @@
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import PermissionDenied as DRFPermissionDenied
 from rest_framework.exceptions import ValidationError as DRFValidationError
@@ -512,7 +512,12 @@ class RequestRegression(PersonAPIMixin, APIView):
                 description="The pooled deviance of the round before, to tell whether the fit has converged.",
             )
         ],
-        responses=PooledRegressionSerializer,
+        responses={
+            200: PooledRegressionSerializer,
+            400: OpenApiResponse(
+                description="Nothing to pool, answers that may not be pooled, or a bad deviance"
+            ),
+        },
         summary="Pool the TREs' released regression answers into the next round",
     )
     def get(self, request, pk):

@@ -69,7 +69,7 @@ def test_the_api_refuses_to_approve_an_unmet_step_without_a_reason(client, unmet
         url, {"step": "safe_people", "outcome": "approve"}, content_type="application/json", headers=headers
     )
     assert refused.status_code == 400
-    assert "rationale" in refused.json()
+    assert "rationale" in refused.json()["errors"]
     assert not StepDecision.objects.filter(job=unmet).exists()
     given = client.post(
         url,
@@ -112,7 +112,7 @@ def test_a_checker_cannot_approve_a_failed_file_without_a_reason(client, flagged
         content_type="application/json",
         headers={"Authorization": f"Bearer {secret}"},
     )
-    assert api.status_code == 400 and "comment" in api.json()
+    assert api.status_code == 400 and "comment" in api.json()["errors"]
     assert not flagged.votes.exists()
 
     reason = "The small cell is a synthetic test row agreed with the TRE."
