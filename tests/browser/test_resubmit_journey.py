@@ -110,7 +110,7 @@ def test_typed_inputs_and_edit_and_resubmit_with_carried_over_decisions(
     expect(page.get_by_text("Review started.")).to_be_visible()
     for step in ("Safe People", "Safe Project", "Safe Data"):
         card = _card(page, step)
-        card.get_by_label("Approve").check()
+        card.get_by_label("Approve", exact=True).check()
         card.get_by_role("button", name="Record decision").click()
         expect(page.get_by_text(f"{step}: decision recorded.")).to_be_visible()
     card = _card(page, "Safe Settings")
@@ -156,14 +156,14 @@ def test_typed_inputs_and_edit_and_resubmit_with_carried_over_decisions(
     expect(page.get_by_role("button", name="Record decision")).to_have_count(2)
     expect(_card(page, "Safe People").get_by_text("Carried over from version 1")).to_be_visible()
     card = _card(page, "Safe Settings")
-    card.get_by_label("Approve").check()
+    card.get_by_label("Approve", exact=True).check()
     card.get_by_role("button", name="Record decision").click()
     expect(page.get_by_text("Safe Settings: decision recorded.")).to_be_visible()
     card = _card(page, "Sign-off")
-    card.get_by_label("Approve").check()
+    card.get_by_label("Approve", exact=True).check()
     card.get_by_label(re.compile("Rationale")).fill("All five safes are met.")
     card.get_by_role("button", name="Record decision").click()
-    expect(page.locator("h1 + p")).to_contain_text("Queued")
+    expect(page.locator("#job-status")).to_contain_text("Queued")
     officer.check("signed off")
 
     with portal.db():

@@ -40,7 +40,7 @@ def test_the_checker_works_from_the_queue(portal, new_job, cam, tmp_path, open_t
     card = page.locator("section.nhsuk-card").filter(
         has=page.get_by_role("heading", name=re.compile("by_age.csv"))
     )
-    card.get_by_label("Approve").check()
+    card.get_by_label("Approve", exact=True).check()
     card.get_by_role("button", name="Record my vote").click()
     expect(page.get_by_text("Vote recorded on by_age.csv.")).to_be_visible()
     page.get_by_role("navigation", name="Menu").get_by_role("link", name="Outputs to check").click()
